@@ -1,0 +1,160 @@
+"""The functions-framework edge: turn a CloudEvent request into an ``Outcome`` and an HTTP answer.
+
+Answers follow DESIGN.md §1: 2xx when handled or ignored on purpose, 503 (or 429 with
+``Retry-After``) when redelivery may help, 400 with a JSON body for a malformed or non-Tekton
+event. Answers leave only through ``flask.abort(Response)``, because functions-framework ignores
+a CloudEvent function's return value and turns escaping exceptions into 500s, which Tekton's
+sender does not retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import flask
+import functions_framework
+from cloudevents.exceptions import GenericException as CloudEventError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from common import logs
+from common.config import ConfigT
+from common.errors import MalformedEventError, TemporaryError
+from common.events import CloudEventLike, parse_event
+from common.runclient import RunClient
+from common.runtime import Integration, Outcome, Processor
+from common.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+_client_override: RunClient | None = None
+
+
+def use_run_client(client: RunClient | None) -> None:
+    """Make every function in this process use ``client`` (the demo's and tests' run store)."""
+    global _client_override  # noqa: PLW0603 -- one process-wide seam, by design
+    _client_override = client
+
+
+def _default_client() -> RunClient:
+    if _client_override is not None:
+        return _client_override
+    from common import kube  # noqa: PLC0415 -- kubernetes is imported only where a cluster is used
+
+    return kube.connect()
+
+
+class _LazyProcessor:
+    """Builds the ``Processor`` on the first event, so import stays cheap and env is read late."""
+
+    def __init__(self, integration: Integration[Any]) -> None:
+        self.integration = integration
+        self._processor: Processor[Any] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Processor[Any]:
+        with self._lock:
+            if self._processor is None or (
+                _client_override is not None and self._processor.client is not _client_override
+            ):
+                self._processor = Processor(self.integration, _default_client(), RuntimeSettings.from_env())
+            return self._processor
+
+
+def serve(integration: Integration[ConfigT]) -> Callable[[CloudEventLike], None]:
+    """The functions-framework target for ``integration``: ``handle = serve(...)``."""
+    logs.configure()
+    _install_error_pages()
+    lazy = _LazyProcessor(integration)
+
+    def handle(cloud_event: CloudEventLike) -> None:
+        started = time.perf_counter()
+        try:
+            event = parse_event(cloud_event)
+        except MalformedEventError as e:
+            log.warning(
+                "refused malformed event: %s",
+                e,
+                extra=logs.fields(integration=integration.name, outcome="malformed"),
+            )
+            _answer(400, {"error": "malformed event", "detail": str(e)})
+        try:
+            processor = lazy.get()
+        except TemporaryError as e:
+            outcome = Outcome("retry", e.message, e.reason, e.retry_after)
+        else:
+            outcome = processor.process(event)
+        run = event.run
+        log.info(
+            "%s %s/%s: %s",
+            outcome.kind,
+            run.namespace,
+            run.name,
+            outcome.detail,
+            extra=logs.fields(
+                integration=integration.name,
+                event_type=event.type,
+                event_id=event.id,
+                kind=run.kind,
+                namespace=run.namespace,
+                name=run.name,
+                uid=run.uid,
+                outcome=outcome.kind,
+                reason=outcome.reason,
+                http_status=outcome.http_status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            ),
+        )
+        body: dict[str, Any] = {
+            "integration": integration.name,
+            "run": f"{run.namespace}/{run.name}",
+            "outcome": outcome.kind,
+            "detail": outcome.detail,
+        }
+        if outcome.reason:
+            body["reason"] = outcome.reason
+        headers = {}
+        if outcome.http_status == 429 and outcome.retry_after:
+            headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
+        _answer(outcome.http_status, body, headers)
+
+    handle.__name__ = handle.__qualname__ = "handle"
+    functions_framework.cloud_event(handle)  # registers the signature type under "handle"
+    return handle
+
+
+def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> NoReturn:
+    response = flask.Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
+    flask.abort(response)
+
+
+def _install_error_pages() -> None:
+    """Replace functions-framework's error pages, which echo request headers and body.
+
+    Looked up at call time: ``functions_framework.errorhandler`` is a stand-in until
+    ``create_app`` runs, and ``create_app`` runs this module's importer inside its app context.
+    """
+    if not flask.has_app_context():
+        return
+    app = flask.current_app
+    app.config["MAX_CONTENT_LENGTH"] = RuntimeSettings.from_env().max_event_bytes
+    register = functions_framework.errorhandler
+
+    def malformed(error: Exception) -> Any:
+        if isinstance(error, HTTPException) and error.response is not None:
+            return error.response
+        if isinstance(error, RequestEntityTooLarge):
+            detail = f"event larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        elif isinstance(error, CloudEventError):
+            detail = f"not a CloudEvent: {type(error).__name__}"
+        else:
+            detail = "not a CloudEvent: binary mode needs ce-specversion, ce-type, ce-source, ce-id"
+        return flask.jsonify(error="malformed event", detail=detail), 400
+
+    for code_or_type in (400, 413, CloudEventError):
+        register(code_or_type)(malformed)

@@ -1,0 +1,161 @@
+"""How the runtime reads and patches runs, and an in-memory run store with API-server semantics.
+
+``RunClient`` is the seam: ``common.kube.KubeRunClient`` talks to a real API server;
+``MemoryRunClient`` keeps runs in a dict for the no-cluster demo and the unit tests. The memory
+store copies what the design relies on (DESIGN.md §2): JSON merge patches, ``resourceVersion``
+preconditions answered by ``ConflictError``, ``generation`` untouched by metadata writes, and
+``status.integrations`` pruned unless the schema keeps it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from common.errors import ConflictError, RunNotFoundError
+from common.events import RunKind
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Which run: kind, namespace and name."""
+
+    kind: RunKind
+    namespace: str
+    name: str
+
+    @property
+    def resource(self) -> str:
+        return self.kind.lower() + "s"
+
+    def __str__(self) -> str:
+        return f"{self.resource}/{self.namespace}/{self.name}"
+
+
+class RunClient(Protocol):
+    """Reads and patches Tekton runs. Errors: ``RunNotFoundError``, ``ConflictError``,
+    ``KubernetesUnavailableError``; permission problems are ``PermanentError``."""
+
+    def get(self, ref: RunRef) -> dict[str, Any]:
+        """The run as the API server has it now (tekton.dev/v1)."""
+        ...
+
+    def patch(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a JSON merge patch to the run; a ``metadata.resourceVersion`` makes it conditional."""
+        ...
+
+    def patch_status(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a JSON merge patch through the status subresource."""
+        ...
+
+    def record_event(self, ref: RunRef, uid: str, reason: str, message: str) -> None:
+        """Attach a Warning Kubernetes Event to the run (best effort)."""
+        ...
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, ``None`` deletes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class MemoryRunClient:
+    """An in-memory ``RunClient`` with the API server's write semantics. Thread-safe.
+
+    ``calls`` counts requests by verb; ``before_request`` lets tests interleave a concurrent
+    writer or raise an error at a chosen request.
+    """
+
+    def __init__(self, *, keeps_status_integrations: bool = False) -> None:
+        self.keeps_status_integrations = keeps_status_integrations
+        self.runs: dict[RunRef, dict[str, Any]] = {}
+        self.events: list[tuple[RunRef, str, str]] = []
+        self.calls: list[tuple[str, RunRef]] = []
+        self.before_request: Callable[[str, RunRef], None] | None = None
+        self._lock = threading.RLock()
+        self._version = 1000
+
+    def add(self, kind: RunKind, obj: Mapping[str, Any]) -> RunRef:
+        """Store ``obj`` as a run (as ``kubectl create`` would) and return its reference."""
+        with self._lock:
+            stored = copy.deepcopy(dict(obj))
+            metadata = stored.setdefault("metadata", {})
+            metadata.setdefault("uid", str(uuid.uuid4()))
+            metadata.setdefault("generation", 1)
+            ref = RunRef(kind, metadata["namespace"], metadata["name"])
+            self.runs[ref] = stored
+            self._bump(stored)
+            return ref
+
+    def get(self, ref: RunRef) -> dict[str, Any]:
+        with self._lock:
+            self._request("get", ref)
+            return copy.deepcopy(self._find(ref))
+
+    def patch(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._request("patch", ref)
+            current = self._find(ref)
+            self._check_precondition(current, patch)
+            allowed = {"metadata": patch.get("metadata", {})}
+            updated = merge_patch(current, allowed)
+            self.runs[ref] = updated
+            self._bump(updated)
+            return copy.deepcopy(updated)
+
+    def patch_status(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._request("patch_status", ref)
+            current = self._find(ref)
+            self._check_precondition(current, patch)
+            status_patch = dict(patch.get("status") or {})
+            if not self.keeps_status_integrations:
+                status_patch.pop("integrations", None)
+            updated = merge_patch(current, {"status": status_patch})
+            self.runs[ref] = updated
+            self._bump(updated)
+            return copy.deepcopy(updated)
+
+    def record_event(self, ref: RunRef, uid: str, reason: str, message: str) -> None:
+        with self._lock:
+            self._request("record_event", ref)
+            self.events.append((ref, reason, message))
+
+    def replace_status(self, ref: RunRef, status: Mapping[str, Any]) -> None:
+        """What Tekton's controller does: PUT a whole new status, dropping anything else there."""
+        with self._lock:
+            current = self._find(ref)
+            current["status"] = copy.deepcopy(dict(status))
+            self._bump(current)
+
+    def _request(self, verb: str, ref: RunRef) -> None:
+        self.calls.append((verb, ref))
+        if self.before_request is not None:
+            self.before_request(verb, ref)
+
+    def _find(self, ref: RunRef) -> dict[str, Any]:
+        try:
+            return self.runs[ref]
+        except KeyError:
+            raise RunNotFoundError(str(ref)) from None
+
+    @staticmethod
+    def _check_precondition(current: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+            raise ConflictError(f"resourceVersion {wanted} is stale")
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)

@@ -1,0 +1,301 @@
+"""The integration runtime: what happens to one Tekton event, whatever the service.
+
+An integration supplies its name, its configuration model and a ``report`` function that makes
+the external call for the run's current state. The runtime does the rest (DESIGN.md §2-3):
+
+1. ignore runs that did not opt in, and child TaskRuns, without any API call;
+2. re-read the live run and act on *its* state, never the event's;
+3. skip duplicates and never regress a record that already reports a finished run;
+4. validate the configuration, recording ``InvalidConfiguration`` when it is wrong;
+5. claim with a conditional write before a side effect that must not repeat;
+6. call ``report`` and turn its result or error into a record, written conditionally,
+   re-reading and deciding again on a conflict, within a bound.
+
+Every path ends in an ``Outcome``; nothing raises out of ``Processor.process``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Generic, Literal
+
+from common.config import ConfigT, load_config, opted_in
+from common.errors import (
+    ConflictError,
+    IntegrationError,
+    InvalidConfigurationError,
+    PermanentError,
+    RunNotFoundError,
+    TemporaryError,
+)
+from common.events import Run, RunEvent
+from common.runclient import RunClient, RunRef
+from common.settings import RuntimeSettings
+from common.status import ConditionStatus, IntegrationStatus, RunState, new_record
+from common.store import StatusStore, ref_of
+
+log = logging.getLogger(__name__)
+
+MAX_DECISIONS = 4
+"""Conditional writes lost in a row before the event is handed back for redelivery."""
+BUSY_RETRY_AFTER = 2.0
+"""Seconds a delivery waits while another one holds the claim for a different run state."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What an integration did: the record's message, reason and ids to keep (e.g. ``check-run-id``)."""
+
+    message: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    reason: str = "Reported"
+
+
+@dataclass(frozen=True)
+class Context(Generic[ConfigT]):
+    """Everything ``report`` needs: the live run, its configuration, and the previous record."""
+
+    run: Run
+    config: ConfigT
+    record: IntegrationStatus | None
+    settings: RuntimeSettings
+
+    def recorded(self, key: str) -> str | None:
+        """An id kept in the previous record's annotations, e.g. ``check-run-id``."""
+        return self.record.annotations.get(key) if self.record else None
+
+    @property
+    def run_url(self) -> str | None:
+        """The run on the Tekton Dashboard, when ``TEKTON_DASHBOARD_URL`` is set."""
+        return self.settings.run_url(self.run)
+
+
+def _always(_: Context[ConfigT]) -> bool:
+    return True
+
+
+def _never(_: Context[ConfigT]) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Integration(Generic[ConfigT]):
+    """An integration: the only part a function file writes.
+
+    ``report`` performs the external call for ``ctx.run``'s state and returns a ``Report``, or
+    raises ``PermanentError``/``TemporaryError``. ``wants`` says whether this state is reported
+    at all; ``needs_claim`` whether the call creates something that must not be created twice.
+    """
+
+    name: str
+    config: type[ConfigT]
+    report: Callable[[Context[ConfigT]], Report]
+    wants: Callable[[Context[ConfigT]], bool] = _always
+    needs_claim: Callable[[Context[ConfigT]], bool] = _never
+    reports_child_taskruns: bool = False
+
+
+OutcomeKind = Literal["reported", "failed", "retry", "ignored"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one event ended, and the HTTP answer that tells the sender whether to redeliver."""
+
+    kind: OutcomeKind
+    detail: str
+    reason: str = ""
+    retry_after: float | None = None
+    record: IntegrationStatus | None = None
+
+    @property
+    def http_status(self) -> int:
+        if self.kind != "retry":
+            return 200
+        return 429 if self.retry_after else 503
+
+
+class Processor(Generic[ConfigT]):
+    """Runs one integration against events, with one run client and one set of settings."""
+
+    def __init__(
+        self,
+        integration: Integration[ConfigT],
+        client: RunClient,
+        settings: RuntimeSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.integration = integration
+        self.client = client
+        self.settings = settings
+        self.clock = clock
+        self.store = StatusStore(client, integration.name)
+
+    def process(self, event: RunEvent) -> Outcome:
+        """Handle one event; never raises."""
+        run = event.run
+        name = self.integration.name
+        if not opted_in(name, run.annotations):
+            return Outcome("ignored", f"the run has no {name}.integrations.tekton.dev annotations")
+        if run.parent_pipelinerun and not self.integration.reports_child_taskruns:
+            return Outcome(
+                "ignored",
+                f"child of PipelineRun {run.parent_pipelinerun}, which is reported instead",
+            )
+        try:
+            for _ in range(MAX_DECISIONS):
+                try:
+                    return self._decide(ref_of(run), run.uid)
+                except ConflictError:
+                    continue  # the run changed under us: re-read and decide again
+            return Outcome("retry", "the run kept changing while being recorded", "ConflictRetriesExhausted")
+        except RunNotFoundError:
+            return Outcome("ignored", "the run no longer exists")
+        except TemporaryError as e:
+            return Outcome("retry", e.message, e.reason, e.retry_after)
+        except IntegrationError as e:
+            return Outcome("failed", e.message, e.reason)
+        except Exception:
+            log.exception("unexpected error while handling %s", ref_of(run))
+            return Outcome("retry", "internal error; see the function's log", "InternalError")
+
+    def _decide(self, ref: RunRef, uid: str) -> Outcome:
+        live = self.store.load(ref)
+        if live.uid != uid:
+            return Outcome("ignored", "the event is about an earlier run with the same name")
+        if not opted_in(self.integration.name, live.annotations):
+            return Outcome("ignored", "the run no longer carries this integration's annotations")
+        record = self.store.read(live)
+        state = RunState.of(live)
+        skip = self._skip_reason(record, state)
+        if skip is not None:
+            return skip
+        try:
+            config = load_config(self.integration.config, self.integration.name, live.annotations)
+        except InvalidConfigurationError as e:
+            return self._record(live, live, record, "False", e.reason, e.message, {})
+        ctx = Context(run=live, config=config, record=record, settings=self.settings)
+        if not self.integration.wants(ctx):
+            return Outcome("ignored", f"{live.phase.value} is not a state this run asks to report")
+        acted_on = live
+        if self.integration.needs_claim(ctx):
+            claim = new_record(
+                self.integration.name,
+                live,
+                "Unknown",
+                "Reporting",
+                f"reporting {live.phase.value}",
+                previous=record,
+                claim=True,
+                now=self.clock(),
+            )
+            live = self.store.write(live, claim)
+            ctx = replace(ctx, run=live, record=claim)
+            record = claim
+        return self._act(ctx, acted_on, record)
+
+    def _skip_reason(self, record: IntegrationStatus | None, state: RunState) -> Outcome | None:
+        if record is None:
+            return None
+        if record.run_state.is_done and not state.is_done:
+            return Outcome("ignored", "the record already reports the finished run")
+        if record.is_done_for(state):
+            return Outcome("ignored", "duplicate: this state is already reported", record=record)
+        if record.claim is not None and record.claim.is_fresh(self.clock()):
+            if record.claim.state == state:
+                return Outcome("ignored", "another delivery is reporting this state")
+            return Outcome(
+                "retry", "another delivery is reporting an earlier state", "Busy", BUSY_RETRY_AFTER
+            )
+        return None
+
+    def _act(self, ctx: Context[ConfigT], acted_on: Run, record: IntegrationStatus | None) -> Outcome:
+        try:
+            report = self.integration.report(ctx)
+        except PermanentError as e:
+            return self._record(ctx.run, acted_on, record, "False", e.reason, e.message, {})
+        except TemporaryError as e:
+            outcome = self._record(ctx.run, acted_on, record, "Unknown", e.reason, e.message, {})
+            return replace(outcome, kind="retry", retry_after=e.retry_after)
+        except Exception:
+            log.exception("%s failed unexpectedly on %s", self.integration.name, ref_of(acted_on))
+            outcome = self._record(
+                ctx.run,
+                acted_on,
+                record,
+                "Unknown",
+                "InternalError",
+                "unexpected error; see the function's log",
+                {},
+            )
+            return replace(outcome, kind="retry")
+        return self._record(
+            ctx.run, acted_on, record, "True", report.reason, report.message, report.annotations
+        )
+
+    def _record(  # noqa: PLR0917 -- private; every caller passes the full decision
+        self,
+        target: Run,
+        acted_on: Run,
+        previous: IntegrationStatus | None,
+        status: ConditionStatus,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str],
+    ) -> Outcome:
+        """Write the record for what was done on ``acted_on``'s state, after a side effect.
+
+        The side effect is not repeated: on a conflict the run is re-read and the record is
+        written again on top, unless another delivery meanwhile recorded this state or a later one.
+        """
+        kind = _OUTCOME_OF[status]
+        for _ in range(MAX_DECISIONS):
+            record = new_record(
+                self.integration.name,
+                acted_on,
+                status,
+                reason,
+                message,
+                previous=previous,
+                annotations=dict(annotations),
+                now=self.clock(),
+            )
+            try:
+                self.store.write(target, record)
+            except ConflictError:
+                target = self.store.load(ref_of(target))
+                fresh = self.store.read(target)
+                if fresh is not None and fresh != previous and _supersedes(fresh, record.run_state):
+                    return Outcome(kind, message, reason, record=fresh)
+                previous = fresh
+                continue
+            if status != "True":
+                self.client.record_event(
+                    ref_of(target),
+                    target.uid,
+                    "IntegrationFailed",
+                    f"{self.integration.name}: {reason}: {message}",
+                )
+            return Outcome(kind, message, reason, record=record)
+        raise TemporaryError("ConflictRetriesExhausted", "the run kept changing while being recorded")
+
+
+_OUTCOME_OF: Mapping[ConditionStatus, OutcomeKind] = {
+    "True": "reported",
+    "False": "failed",
+    "Unknown": "retry",
+}
+
+
+def _supersedes(fresh: IntegrationStatus, state: RunState) -> bool:
+    """Whether a record written by another delivery already covers ``state`` or a later one."""
+    if fresh.is_done_for(state):
+        return True
+    return _rank(fresh.run_state) > _rank(state) and fresh.condition.status != "Unknown"
+
+
+def _rank(state: RunState) -> int:
+    return {"None": 0, "Unknown": 1}.get(state.status, 2)

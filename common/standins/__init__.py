@@ -1,0 +1,1 @@
+"""Loopback stand-ins for the services the integrations call, for the demo and the tests."""

@@ -1,0 +1,80 @@
+"""Fixtures shared by every tier: isolated environment, the in-memory run store, samples, delivery."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from common import samples
+from common.http import use_run_client
+from common.runclient import MemoryRunClient, RunRef
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET_ENV = ("GITHUB_TOKEN", "GITHUB_TOKEN_FILE", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY_FILE")
+
+
+@pytest.fixture(autouse=True)
+def isolate_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without the machine's credentials or kubeconfig and restores os.environ."""
+    saved = dict(os.environ)
+    for name in (*SECRET_ENV, "GITHUB_API_URL", "TEKTON_DASHBOARD_URL", "KUBECONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def kube() -> Iterator[MemoryRunClient]:
+    """An in-memory API server that every function in this process uses."""
+    client = MemoryRunClient()
+    use_run_client(client)
+    yield client
+    use_run_client(None)
+
+
+Deliver = Callable[..., TestResponse]
+
+
+def function_client(name: str) -> FlaskClient:
+    """A test client for ``functions/<name>/main.py``, loaded the way functions-framework loads it."""
+    app = functions_framework.create_app(
+        target="handle", source=str(REPO / "functions" / name / "main.py"), signature_type="cloudevent"
+    )
+    return app.test_client()
+
+
+def event_request(sample: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    """Binary-mode headers and body for a sample (or edited sample) event."""
+    return dict(sample["headers"]), json.dumps(sample["data"]).encode()
+
+
+def add_run(kube: MemoryRunClient, sample: dict[str, Any]) -> RunRef:
+    """Create the sample's run in the store, as the API server would hold it."""
+    kind, obj = samples.run_object(sample)
+    return kube.add(kind, obj)  # type: ignore[arg-type]
+
+
+def advance(kube: MemoryRunClient, ref: RunRef, sample: dict[str, Any]) -> None:
+    """Move the stored run to the state in ``sample`` (what Tekton's controller does)."""
+    _, obj = samples.run_object(sample)
+    kube.replace_status(ref, obj.get("status") or {})
+
+
+@pytest.fixture
+def deliver() -> Deliver:
+    """``deliver(client, sample)`` POSTs a sample as Tekton would (binary mode)."""
+
+    def post(client: FlaskClient, sample: dict[str, Any]) -> TestResponse:
+        headers, body = event_request(sample)
+        return client.post("/", headers=headers, data=body)
+
+    return post

@@ -1,0 +1,269 @@
+"""The GitHub function, driven through functions-framework with Tekton's event shapes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from typing import Any
+
+import pytest
+
+from common import samples
+from common.runclient import MemoryRunClient, RunRef
+from common.standins.github import GitHubStandIn
+from tests.conftest import Deliver, add_run, advance, function_client
+
+RECORD = "github.integrations.tekton.dev/status"
+
+
+def record(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
+    return json.loads(kube.runs[ref]["metadata"]["annotations"][RECORD])
+
+
+def condition(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = record(kube, ref)["conditions"]
+    return conditions[0]
+
+
+def test_running_then_successful_creates_one_check_run_then_completes_it(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org/")
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    ref = add_run(kube, running)
+    client = function_client("github")
+
+    assert deliver(client, running).status_code == 200
+    assert [c.method for c in github.calls_to(path="/repos/*/check-runs*")] == ["POST"]
+    (check_run,) = github.check_runs.values()
+    assert check_run["status"] == "in_progress"
+    assert check_run["name"] == "tekton/build-and-test"
+    assert check_run["head_sha"] == "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
+    assert check_run["details_url"] == (
+        "https://dashboard.example.org/#/namespaces/ci/pipelineruns/build-and-test-run-x7k2p"
+    )
+
+    advance(kube, ref, successful)
+    assert deliver(client, successful).status_code == 200
+    assert [c.method for c in github.calls_to(path="/repos/*/check-runs*")] == ["POST", "PATCH"]
+    (check_run,) = github.check_runs.values()
+    assert (check_run["status"], check_run["conclusion"]) == ("completed", "success")
+    stored = record(kube, ref)
+    assert stored["name"] == "github.integrations.tekton.dev"
+    assert stored["annotations"]["check-run-id"] == str(check_run["id"])
+    assert stored["observedGeneration"] == 1
+    assert condition(kube, ref)["status"] == "True"
+
+
+def test_redelivery_in_any_order_creates_no_second_check_run(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    names = ["pipelinerun-queued", "pipelinerun-started", "pipelinerun-running", "pipelinerun-successful"]
+    events = [samples.load(name) for name in names]
+    ref = add_run(kube, events[0])
+    client = function_client("github")
+    for event in events:  # the live run moves on; each event is delivered once, in order
+        advance(kube, ref, event)
+        assert deliver(client, event).status_code == 200
+    final_record = record(kube, ref)
+    calls_after_first_pass = len(github.calls)
+
+    shuffled = [*events * 3]
+    random.Random(7).shuffle(shuffled)
+    for event in shuffled:
+        assert deliver(client, event).status_code == 200
+
+    assert len(github.check_runs) == 1
+    assert len(github.calls) == calls_after_first_pass, "duplicates made GitHub calls"
+    assert record(kube, ref) == final_record
+    (check_run,) = github.check_runs.values()
+    assert check_run["conclusion"] == "success"
+
+
+def test_duplicates_make_no_kubernetes_write(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    successful = samples.load("pipelinerun-successful")
+    add_run(kube, successful)
+    client = function_client("github")
+    deliver(client, successful)
+    kube.calls.clear()
+    for _ in range(3):
+        assert deliver(client, successful).json["outcome"] == "ignored"
+    assert [verb for verb, _ in kube.calls] == ["get"] * 3
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["running", "successful"])))
+def test_late_running_event_never_regresses_a_finished_record(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, order: tuple[str, ...]
+) -> None:
+    ref = add_run(kube, samples.load("pipelinerun-running"))
+    advance(kube, ref, samples.load("pipelinerun-successful"))  # the run is done before any delivery
+    client = function_client("github")
+    for phase in order:
+        deliver(client, samples.load(f"pipelinerun-{phase}"))
+    (check_run,) = github.check_runs.values()
+    assert check_run["conclusion"] == "success"
+    assert condition(kube, ref)["status"] == "True"
+    assert record(kube, ref)["runState"] == {"status": "True", "reason": "Succeeded"}
+
+
+def test_failed_before_start_is_reported_as_failure_with_its_reason(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    failed = samples.load("pipelinerun-failed-before-start")
+    add_run(kube, failed)
+    deliver(function_client("github"), failed)
+    (check_run,) = github.check_runs.values()
+    assert (check_run["status"], check_run["conclusion"]) == ("completed", "failure")
+    assert check_run["output"]["title"] == "Failed: CouldntGetPipeline"
+    assert "build-and-test-v2" in check_run["output"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "conclusion"),
+    [("Cancelled", "cancelled"), ("PipelineRunTimeout", "timed_out"), ("Failed", "failure")],
+)
+def test_cancelled_and_timed_out_runs_are_distinguishable(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, reason: str, conclusion: str
+) -> None:
+    failed = samples.load("pipelinerun-failed")
+    failed["data"]["pipelineRun"]["status"]["conditions"][0]["reason"] = reason
+    add_run(kube, failed)
+    deliver(function_client("github"), failed)
+    (check_run,) = github.check_runs.values()
+    assert check_run["conclusion"] == conclusion
+
+
+def test_status_mode_posts_pending_then_success(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    for event in (running, successful):
+        event["data"]["pipelineRun"]["metadata"]["annotations"]["github.integrations.tekton.dev/mode"] = (
+            "status"
+        )
+    ref = add_run(kube, running)
+    client = function_client("github")
+    deliver(client, running)
+    advance(kube, ref, successful)
+    deliver(client, successful)
+    assert [s["state"] for s in github.statuses] == ["pending", "success"]
+    assert all(len(s["description"]) <= 140 for s in github.statuses)
+    assert {s["context"] for s in github.statuses} == {"tekton/build-and-test"}
+    assert not github.check_runs
+
+
+def test_status_mode_reports_failure(kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver) -> None:
+    failed = samples.load("pipelinerun-failed")
+    failed["data"]["pipelineRun"]["metadata"]["annotations"]["github.integrations.tekton.dev/mode"] = "status"
+    add_run(kube, failed)
+    deliver(function_client("github"), failed)
+    assert [s["state"] for s in github.statuses] == ["failure"]
+
+
+def test_github_503_answers_503_and_records_unknown_then_recovers(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running = samples.load("pipelinerun-running")
+    ref = add_run(kube, running)
+    client = function_client("github")
+    github.fail_next(503)
+    answer = deliver(client, running)
+    assert answer.status_code == 503
+    assert condition(kube, ref)["status"] == "Unknown"
+    assert condition(kube, ref)["reason"] == "GitHubUnavailable"
+
+    assert deliver(client, running).status_code == 200  # the sender's redelivery
+    assert len(github.check_runs) == 1
+    assert condition(kube, ref)["status"] == "True"
+    assert record(kube, ref)["attempts"] == 2
+
+
+def test_github_404_answers_2xx_and_records_false_with_the_reason(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running = samples.load("pipelinerun-running")
+    ref = add_run(kube, running)
+    github.fail_next(404)
+    answer = deliver(function_client("github"), running)
+    assert answer.status_code == 200
+    assert answer.json["outcome"] == "failed"
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "GitHubNotFound")
+    assert "acme/widget-service" in cond["message"]
+    assert kube.events and kube.events[0][1] == "IntegrationFailed"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Retry-After": "30"}, 429),
+        ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "4102444800"}, 403),
+        ({"Retry-After": "7"}, 403),
+    ],
+)
+def test_rate_limits_answer_429_with_retry_after(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, headers: dict[str, str], status: int
+) -> None:
+    running = samples.load("pipelinerun-running")
+    ref = add_run(kube, running)
+    github.fail_next(status, headers=headers)
+    answer = deliver(function_client("github"), running)
+    assert answer.status_code == 429
+    assert 1 <= int(answer.headers["Retry-After"]) <= 3600
+    assert condition(kube, ref)["reason"] == "GitHubRateLimited"
+
+
+def test_invalid_annotations_are_recorded_not_skipped(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running = samples.load("pipelinerun-running")
+    annotations = running["data"]["pipelineRun"]["metadata"]["annotations"]
+    annotations["github.integrations.tekton.dev/sha"] = "not-a-sha"
+    annotations["github.integrations.tekton.dev/contxt"] = "typo"
+    ref = add_run(kube, running)
+    answer = deliver(function_client("github"), running)
+    assert answer.status_code == 200
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "InvalidConfiguration")
+    assert "github.integrations.tekton.dev/sha" in cond["message"]
+    assert "github.integrations.tekton.dev/contxt: unknown key" in cond["message"]
+    assert not github.calls
+
+
+def test_commit_is_accepted_as_an_alias_of_sha(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running = samples.load("pipelinerun-running")
+    annotations = running["data"]["pipelineRun"]["metadata"]["annotations"]
+    annotations["github.integrations.tekton.dev/commit"] = annotations.pop("github.integrations.tekton.dev/sha")
+    add_run(kube, running)
+    deliver(function_client("github"), running)
+    (check_run,) = github.check_runs.values()
+    assert check_run["head_sha"] == "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
+
+
+def test_child_taskruns_are_not_reported(kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver) -> None:
+    child = samples.load("taskrun-running")
+    add_run(kube, child)
+    answer = deliver(function_client("github"), child)
+    assert answer.json["outcome"] == "ignored"
+    assert not github.calls
+    assert not kube.calls
+
+
+def test_runs_without_annotations_cost_nothing(kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver) -> None:
+    plain = samples.load("pipelinerun-successful-no-integrations")
+    answer = deliver(function_client("github"), plain)
+    assert answer.status_code == 200
+    assert not github.calls
+    assert not kube.calls
+
+
+def test_a_deleted_run_is_ignored(kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver) -> None:
+    answer = deliver(function_client("github"), samples.load("pipelinerun-running"))
+    assert answer.status_code == 200
+    assert answer.json["detail"] == "the run no longer exists"
+    assert not github.calls

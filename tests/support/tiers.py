@@ -1,0 +1,40 @@
+"""Decide whether an optional test tier can run, and say why not.
+
+A user's fresh clone has no ../shared, no Prism and no realkube build: those tiers skip with a
+printed reason. CI sets ``TI_REQUIRE_ALL_TIERS=1`` so that a tier which cannot run fails
+instead of skipping quietly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def shared_dir() -> Path | None:
+    """The ../shared folder beside the checkout (or ``TI_SHARED_DIR``), if it exists."""
+    path = Path(os.environ.get("TI_SHARED_DIR", REPO_ROOT.parent / "shared"))
+    return path if path.is_dir() else None
+
+
+def all_tiers_required() -> bool:
+    return os.environ.get("TI_REQUIRE_ALL_TIERS", "") not in ("", "0", "false")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the calling test or fixture with ``reason``, or fail it when CI requires every tier."""
+    if all_tiers_required():
+        pytest.fail(f"required tier cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_shared() -> Path:
+    path = shared_dir()
+    if path is None:
+        unavailable("../shared is absent (set TI_SHARED_DIR to run this tier)")
+    return path
