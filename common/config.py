@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from common.errors import InvalidConfigurationError
+from common.events import RunPhase
 
 DOMAIN = "integrations.tekton.dev"
 RECORD_KEY = "status"
@@ -78,3 +79,37 @@ def _split_list(value: object) -> object:
 
 CommaList = Annotated[list[str], BeforeValidator(_split_list)]
 """An annotation holding a comma-separated list, e.g. ``a@x.org, b@x.org``."""
+
+
+STATE_NAMES: dict[str, frozenset[RunPhase]] = {
+    "queued": frozenset({RunPhase.QUEUED}),
+    "started": frozenset({RunPhase.RUNNING}),
+    "running": frozenset({RunPhase.RUNNING}),
+    "succeeded": frozenset({RunPhase.SUCCEEDED}),
+    "failed": frozenset({RunPhase.FAILED, RunPhase.CANCELLED, RunPhase.TIMED_OUT}),
+    "cancelled": frozenset({RunPhase.CANCELLED}),
+    "timed-out": frozenset({RunPhase.TIMED_OUT}),
+    "finished": frozenset(phase for phase in RunPhase if phase.is_done),
+    "all": frozenset(RunPhase),
+}
+
+
+def _parse_states(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    phases: set[RunPhase] = set()
+    for name in (part.strip().lower() for part in value.split(",")):
+        if not name:
+            continue
+        if name not in STATE_NAMES:
+            raise ValueError(f"unknown state {name!r}; use any of {', '.join(STATE_NAMES)}")
+        phases |= STATE_NAMES[name]
+    if not phases:
+        raise ValueError("name at least one state")
+    return frozenset(phases)
+
+
+RunStates = Annotated[frozenset[RunPhase], BeforeValidator(_parse_states)]
+"""An ``on`` annotation: comma-separated states to report, e.g. ``started,failed,succeeded``.
+
+``failed`` covers cancelled and timed-out runs too; ``finished`` is every end state."""

@@ -27,6 +27,7 @@ from common.errors import (
     ConflictError,
     IntegrationError,
     InvalidConfigurationError,
+    MalformedEventError,
     PermanentError,
     RunNotFoundError,
     TemporaryError,
@@ -36,11 +37,14 @@ from common.runclient import RunClient, RunRef
 from common.settings import RuntimeSettings
 from common.status import ConditionStatus, IntegrationStatus, RunState, new_record
 from common.store import StatusStore, ref_of
+from common.summary import child_references
 
 log = logging.getLogger(__name__)
 
 MAX_DECISIONS = 4
 """Conditional writes lost in a row before the event is handed back for redelivery."""
+MAX_CHILDREN = 50
+"""Child TaskRuns read at most for a summary of failed tasks."""
 BUSY_RETRY_AFTER = 2.0
 """Seconds a delivery waits while another one holds the claim for a different run state."""
 
@@ -62,6 +66,11 @@ class Context(Generic[ConfigT]):
     config: ConfigT
     record: IntegrationStatus | None
     settings: RuntimeSettings
+    load_children: Callable[[Run], list[Run]] = field(default=lambda _: [], repr=False)
+
+    def child_runs(self) -> list[Run]:
+        """The run's child TaskRuns as they are now (one API read each; use when needed)."""
+        return self.load_children(self.run)
 
     def recorded(self, key: str) -> str | None:
         """An id kept in the previous record's annotations, e.g. ``check-run-id``."""
@@ -177,7 +186,9 @@ class Processor(Generic[ConfigT]):
             config = load_config(self.integration.config, self.integration.name, live.annotations)
         except InvalidConfigurationError as e:
             return self._record(live, live, record, "False", e.reason, e.message, {})
-        ctx = Context(run=live, config=config, record=record, settings=self.settings)
+        ctx = Context(
+            run=live, config=config, record=record, settings=self.settings, load_children=self._children
+        )
         if not self.integration.wants(ctx):
             return Outcome("ignored", f"{live.phase.value} is not a state this run asks to report")
         acted_on = live
@@ -196,6 +207,15 @@ class Processor(Generic[ConfigT]):
             ctx = replace(ctx, run=live, record=claim)
             record = claim
         return self._act(ctx, acted_on, record)
+
+    def _children(self, run: Run) -> list[Run]:
+        children = []
+        for _, name in child_references(run)[:MAX_CHILDREN]:
+            try:
+                children.append(self.store.load(RunRef("TaskRun", run.namespace, name)))
+            except (RunNotFoundError, IntegrationError, MalformedEventError):
+                continue  # a vanished or unreadable child only makes the summary shorter
+        return children
 
     def _skip_reason(self, record: IntegrationStatus | None, state: RunState) -> Outcome | None:
         if record is None:

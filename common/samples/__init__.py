@@ -36,6 +36,6 @@ def load(name: str) -> dict[str, Any]:
 
 def run_object(sample: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The run kind and object a sample event carries."""
-    (key, obj), = sample["data"].items()
+    ((key, obj),) = sample["data"].items()
     kind = {"pipelineRun": "PipelineRun", "taskRun": "TaskRun", "customRun": "CustomRun"}[key]
     return kind, obj

@@ -18,6 +18,7 @@ from github import Auth, Github, GithubIntegration
 from urllib3.util.retry import Retry
 
 from common import PermanentError
+from common.secrets import read_secret
 
 DEFAULT_API_URL = "https://api.github.com"
 TIMEOUT_SECONDS = 10
@@ -40,15 +41,6 @@ def bounded_retry() -> Retry:
     )
 
 
-def _read_secret(variable: str) -> str | None:
-    """``$NAME``, else the contents of the file named by ``$NAME_FILE``."""
-    if value := os.environ.get(variable):
-        return value.strip()
-    if path := os.environ.get(f"{variable}_FILE"):
-        return Path(path).read_text(encoding="utf-8").strip()
-    return None
-
-
 @dataclass(frozen=True)
 class GitHubSettings:
     api_url: str
@@ -61,7 +53,7 @@ class GitHubSettings:
         key_file = os.environ.get("GITHUB_APP_PRIVATE_KEY_FILE")
         return cls(
             api_url=(os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
-            token=_read_secret("GITHUB_TOKEN"),
+            token=read_secret("GITHUB_TOKEN"),
             app_id=os.environ.get("GITHUB_APP_ID") or None,
             app_private_key=Path(key_file).read_text(encoding="utf-8") if key_file else None,
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from common import Run, RunPhase
 from common.errors import clip
+from common.summary import format_duration, headline
 
 DESCRIPTION_LIMIT = 140
 TITLE_LIMIT = 255
@@ -31,28 +32,11 @@ _COMMIT_STATE = {
     RunPhase.CANCELLED: "error",
     RunPhase.TIMED_OUT: "error",
 }
-_HEADLINE = {
-    RunPhase.QUEUED: "Queued",
-    RunPhase.RUNNING: "Running",
-    RunPhase.SUCCEEDED: "Succeeded",
-    RunPhase.FAILED: "Failed",
-    RunPhase.CANCELLED: "Cancelled",
-    RunPhase.TIMED_OUT: "Timed out",
-}
 
 
 def default_context(run: Run) -> str:
     """``tekton/<pipeline or task>``: stable across a run's events and distinct per pipeline."""
     return f"tekton/{run.definition}"
-
-
-def headline(run: Run) -> str:
-    """``Failed: StepFailed``, ``Succeeded``: the phase, with the reason when it says more."""
-    text = _HEADLINE[run.phase]
-    reason = run.condition.reason if run.condition else ""
-    if reason and reason not in (text, "Succeeded", "Running", "Started") and run.phase.is_done:
-        text += f": {reason}"
-    return text
 
 
 @dataclass(frozen=True)
@@ -111,7 +95,7 @@ def _summary(run: Run) -> str:
     duration = run.duration_seconds
     lines = [
         f"{run.kind} `{run.namespace}/{run.name}` ({run.definition}): **{headline(run)}**"
-        + (f" after {_format_duration(duration)}" if duration is not None else "")
+        + (f" after {format_duration(duration)}" if duration is not None else "")
     ]
     if run.condition and run.condition.message:
         lines += ["", run.condition.message]
@@ -130,8 +114,3 @@ def _details(run: Run) -> str:
     for name, value in run.results.items():
         rows.append(f"| Result `{name}` | `{clip(str(value), 200)}` |")
     return "\n".join(rows)
-
-
-def _format_duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
