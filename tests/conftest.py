@@ -69,6 +69,12 @@ def advance(kube: MemoryRunClient, ref: RunRef, sample: dict[str, Any]) -> None:
     kube.replace_status(ref, obj.get("status") or {})
 
 
+def body(response: TestResponse) -> dict[str, Any]:
+    """The JSON body of a function's answer."""
+    parsed: dict[str, Any] = json.loads(response.data)
+    return parsed
+
+
 @pytest.fixture
 def deliver() -> Deliver:
     """``deliver(client, sample)`` POSTs a sample as Tekton would (binary mode)."""

@@ -42,10 +42,12 @@ _clients_lock = threading.Lock()
 
 
 def _github_clients() -> GitHubClients:
-    global _clients  # noqa: PLW0603 -- built once per process, from the environment
+    """Clients for the current settings; rebuilt when a mounted secret or the environment changes."""
+    global _clients  # noqa: PLW0603 -- one cache per process, keyed on the settings it was built from
+    settings = GitHubSettings.from_env()
     with _clients_lock:
-        if _clients is None:
-            _clients = GitHubClients(GitHubSettings.from_env())
+        if _clients is None or _clients.settings != settings:
+            _clients = GitHubClients(settings)
         return _clients
 
 

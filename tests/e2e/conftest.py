@@ -105,9 +105,7 @@ def set_status(api: client.ApiClient, namespace: str, sample: dict[str, Any]) ->
     objects = client.CustomObjectsApi(api)
     plural = kind.lower() + "s"
     name = obj["metadata"]["name"]
-    current = cast(
-        dict[str, Any], objects.get_namespaced_custom_object(*V1, namespace, plural, name)
-    )
+    current = cast(dict[str, Any], objects.get_namespaced_custom_object(*V1, namespace, plural, name))
     current["status"] = v1_status(kind, obj.get("status") or {})
     replaced = objects.replace_namespaced_custom_object_status(*V1, namespace, plural, name, current)
     return cast(dict[str, Any], replaced)
@@ -155,20 +153,35 @@ def serve_function(kubeconfig: Path, tmp_path: Path) -> Iterator[ServeFunction]:
         port = free_port()
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "functions_framework",
-                "--source", str(REPO / "functions" / name / "main.py"),
-                "--target", "handle", "--signature-type", "cloudevent",
-                "--host", "127.0.0.1", "--port", str(port),
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--source",
+                str(REPO / "functions" / name / "main.py"),
+                "--target",
+                "handle",
+                "--signature-type",
+                "cloudevent",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
             ],
-            env={**os.environ, "KUBECONFIG": str(kubeconfig), **env},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+            env={**os.environ, "KUBECONFIG": str(kubeconfig), "GUNICORN_LOG_LEVEL": "info", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
         )
         processes.append(process)
         assert process.stdout is not None
+        watchdog = threading.Timer(60, process.kill)  # a server that never says it listens is killed
+        watchdog.start()
         seen = []
         for line in process.stdout:
             seen.append(line)
             if "Listening at" in line or "Running on" in line:
+                watchdog.cancel()
                 log = (tmp_path / f"{name}-{port}.log").open("w")
                 threading.Thread(target=_drain, args=(process.stdout, log), daemon=True).start()
                 return f"http://127.0.0.1:{port}/"
@@ -179,6 +192,8 @@ def serve_function(kubeconfig: Path, tmp_path: Path) -> Iterator[ServeFunction]:
     for process in processes:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _drain(stream: IO[str], log: IO[str]) -> None:
