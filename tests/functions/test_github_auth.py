@@ -1,0 +1,77 @@
+"""GitHub credentials: App installations looked up per repository, tokens cached until expiry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from common import samples
+from common.runclient import MemoryRunClient
+from common.standins.github import GitHubStandIn
+from tests.conftest import Deliver, add_run, body, function_client
+
+
+@pytest.fixture
+def app_key(tmp_path: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "app.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
+def run_in(repo: str, name: str) -> dict[str, object]:
+    sample = samples.load("pipelinerun-running")
+    metadata = sample["data"]["pipelineRun"]["metadata"]
+    metadata["annotations"]["github.integrations.tekton.dev/repo"] = repo
+    metadata["name"] = name
+    metadata["uid"] = f"uid-{name}"
+    return sample
+
+
+@pytest.mark.parametrize("lifetime", [timedelta(hours=1), timedelta(minutes=2)], ids=["cached", "expiring"])
+def test_app_installation_is_looked_up_once_per_repo_and_its_token_reused_until_expiry(
+    kube: MemoryRunClient,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    app_key: Path,
+    lifetime: timedelta,
+) -> None:
+    with GitHubStandIn(token_lifetime=lifetime) as github:
+        monkeypatch.setenv("GITHUB_API_URL", github.enterprise_url)
+        monkeypatch.setenv("GITHUB_APP_ID", "1")
+        monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(app_key))
+        client = function_client("github")
+        events = [run_in("widget-service", "a"), run_in("widget-service", "b"), run_in("gadget", "c")]
+        for event in events:
+            add_run(kube, event)
+            assert deliver(client, event).status_code == 200
+
+        lookups = github.calls_to("GET", "/repos/*/installation")
+        tokens = github.calls_to("POST", "/app/installations/*/access_tokens")
+        creates = github.calls_to("POST", "/repos/*/check-runs")
+    assert [c.path for c in lookups] == [
+        "/repos/acme/widget-service/installation",
+        "/repos/acme/gadget/installation",
+    ]
+    assert all(c.credential == "jwt" and c.enterprise_prefix for c in lookups + tokens)
+    assert len(tokens) == (1 if lifetime > timedelta(minutes=5) else 3)
+    assert len(creates) == 3
+    assert all(c.credential == "installation-token" for c in creates)
+
+
+def test_no_credentials_is_recorded_as_a_configuration_problem(
+    kube: MemoryRunClient, deliver: Deliver
+) -> None:
+    event = samples.load("pipelinerun-running")
+    add_run(kube, event)
+    answer = deliver(function_client("github"), event)
+    assert answer.status_code == 200
+    assert body(answer)["reason"] == "GitHubNotConfigured"
