@@ -145,6 +145,8 @@ class RunEvent:
     type: str
     phase: str
     run: Run
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    """Every CloudEvent attribute, extensions included (e.g. Knative's ``knativeerrordest``)."""
 
 
 class CloudEventLike(Protocol):
@@ -182,6 +184,7 @@ def parse_event(event: CloudEventLike) -> RunEvent:
         type=event_type,
         phase=match["phase"],
         run=parse_run(kind, data[body_key]),
+        attributes={str(key): str(value) for key, value in attributes.items()},
     )
 
 

@@ -67,6 +67,8 @@ class Context(Generic[ConfigT]):
     record: IntegrationStatus | None
     settings: RuntimeSettings
     load_children: Callable[[Run], list[Run]] = field(default=lambda _: [], repr=False)
+    event: RunEvent | None = None
+    """The event being handled; its run may be older than ``run``, which is live."""
 
     def child_runs(self) -> list[Run]:
         """The run's child TaskRuns as they are now (one API read each; use when needed)."""
@@ -157,7 +159,7 @@ class Processor(Generic[ConfigT]):
         try:
             for _ in range(MAX_DECISIONS):
                 try:
-                    return self._decide(ref_of(run), run.uid)
+                    return self._decide(event)
                 except ConflictError:
                     continue  # the run changed under us: re-read and decide again
             return Outcome("retry", "the run kept changing while being recorded", "ConflictRetriesExhausted")
@@ -171,9 +173,9 @@ class Processor(Generic[ConfigT]):
             log.exception("unexpected error while handling %s", ref_of(run))
             return Outcome("retry", "internal error; see the function's log", "InternalError")
 
-    def _decide(self, ref: RunRef, uid: str) -> Outcome:
-        live = self.store.load(ref)
-        if live.uid != uid:
+    def _decide(self, event: RunEvent) -> Outcome:
+        live = self.store.load(ref_of(event.run))
+        if live.uid != event.run.uid:
             return Outcome("ignored", "the event is about an earlier run with the same name")
         if not opted_in(self.integration.name, live.annotations):
             return Outcome("ignored", "the run no longer carries this integration's annotations")
@@ -187,7 +189,12 @@ class Processor(Generic[ConfigT]):
         except InvalidConfigurationError as e:
             return self._record(live, live, record, "False", e.reason, e.message, {})
         ctx = Context(
-            run=live, config=config, record=record, settings=self.settings, load_children=self._children
+            run=live,
+            config=config,
+            record=record,
+            settings=self.settings,
+            load_children=self._children,
+            event=event,
         )
         if not self.integration.wants(ctx):
             return Outcome("ignored", f"{live.phase.value} is not a state this run asks to report")

@@ -83,6 +83,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Only warnings from the functions: the printed replies say what the info lines would."""
+    loggers = [logging.getLogger(name) for name in ("common", "functions")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     store = MemoryRunClient()
@@ -96,27 +110,30 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         use_run_client(store)
         try:
             client = _github_function().test_client()
-            for name in ("common", "functions"):  # the replies below say what the log lines would
-                logging.getLogger(name).setLevel(logging.WARNING)
-            for title, steps in SCENARIOS.items():
-                print(f"\n== {title}", file=out)
-                for step in steps:
-                    sample = samples.load(step.sample)
-                    if args.mode == "status":
-                        _, obj = samples.run_object(sample)
-                        obj["metadata"].get("annotations", {})[annotation_key("github", "mode")] = "status"
-                    _apply(store, refs, sample, step.tekton_moves_on)
-                    answer = client.post("/", headers=sample["headers"], data=json.dumps(sample["data"]))
-                    reply = json.loads(answer.data)
-                    print(
-                        f"  {sample['headers']['ce-type']:<44} -> {answer.status_code} "
-                        f"{reply.get('outcome')}: {reply.get('detail')}",
-                        file=out,
-                    )
+            with _quiet_logs():
+                _replay(client, store, refs, args.mode, out)
         finally:
             use_run_client(None)
         _print_results(store, refs, github, out)
     return 0
+
+
+def _replay(client: Any, store: MemoryRunClient, refs: dict[str, RunRef], mode: str, out: TextIO) -> None:
+    for title, steps in SCENARIOS.items():
+        print(f"\n== {title}", file=out)
+        for step in steps:
+            sample = samples.load(step.sample)
+            if mode == "status":
+                _, obj = samples.run_object(sample)
+                obj["metadata"].get("annotations", {})[annotation_key("github", "mode")] = "status"
+            _apply(store, refs, sample, step.tekton_moves_on)
+            answer = client.post("/", headers=sample["headers"], data=json.dumps(sample["data"]))
+            reply = json.loads(answer.data)
+            print(
+                f"  {sample['headers']['ce-type']:<44} -> {answer.status_code} "
+                f"{reply.get('outcome')}: {reply.get('detail')}",
+                file=out,
+            )
 
 
 def _github_function() -> Any:

@@ -34,7 +34,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Self, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 __all__ = ["ENTERPRISE_PREFIX", "GitHubStandIn", "JsonObject", "RecordedCall"]
 
@@ -181,6 +181,7 @@ class GitHubStandIn:
         app_id: int = 1,
         token_lifetime: timedelta = timedelta(hours=1),
         latency_seconds: float = 0.0,
+        public_url: str | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.installation_id = installation_id
@@ -189,6 +190,11 @@ class GitHubStandIn:
         self.latency_seconds = latency_seconds
         """Seconds every request waits before it is answered (settable while running)."""
         self.clock = clock
+        self.public_url = public_url
+        """Base for the URLs in answers (``url``, ``html_url``...), without ``/api/v3``. Set it
+        when clients reach the stand-in through a proxy (Prism): PyGithub refuses to follow a
+        URL whose host or port differs from its base_url. By default the request's
+        ``X-Forwarded-Host`` or ``Host`` is used."""
         self.lock = threading.RLock()
         self.calls: list[RecordedCall] = []
         self.check_runs: dict[int, JsonObject] = {}
@@ -617,15 +623,16 @@ def _apply_output(run: JsonObject, output: Any, annotations: list[JsonObject], *
 
 
 def _user(request: _Request, login: str, user_id: int, kind: str) -> JsonObject:
-    api = f"{request.api}/users/{login}"
+    quoted = quote(login, safe="")  # bots are "name[bot]"; URLs must stay valid URIs
+    api = f"{request.api}/users/{quoted}"
     return {
         "login": login,
         "id": user_id,
         "node_id": _node_id("U", user_id),
-        "avatar_url": f"{request.web}/avatars/{login}",
+        "avatar_url": f"{request.web}/avatars/{quoted}",
         "gravatar_id": "",
         "url": api,
-        "html_url": f"{request.web}/{login}",
+        "html_url": f"{request.web}/{quoted}",
         "followers_url": f"{api}/followers",
         "following_url": f"{api}/following{{/other_user}}",
         "gists_url": f"{api}/gists{{/gist_id}}",
@@ -899,8 +906,15 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("Authorization")
         scheme, credential, claims = standin._credential(authorization)
         headers = {name: value for name, value in self.headers.items() if name.lower() != "authorization"}
-        host = self.headers.get("Host") or f"127.0.0.1:{standin.port}"
-        web = f"http://{host}"
+        if standin.public_url:
+            web = standin.public_url.rstrip("/")
+        else:
+            host = (
+                self.headers.get("X-Forwarded-Host")
+                or self.headers.get("Host")
+                or f"127.0.0.1:{standin.port}"
+            )
+            web = f"{self.headers.get('X-Forwarded-Proto', 'http')}://{host}"
         api = web + (ENTERPRISE_PREFIX if enterprise else "")
 
         body: Any = None
