@@ -90,7 +90,9 @@ def serve(integration: Integration[ConfigT]) -> Callable[[CloudEventLike], None]
         else:
             outcome = processor.process(event)
         run = event.run
-        log.info(
+        level = logging.INFO if outcome.kind in ("reported", "ignored") else logging.WARNING
+        log.log(
+            level,
             "%s %s/%s: %s",
             outcome.kind,
             run.namespace,
