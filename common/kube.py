@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import urllib3
@@ -28,6 +29,7 @@ from common.errors import (
     TemporaryError,
     clip,
 )
+from common.events import RunKind
 from common.runclient import RunRef
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 GROUP = "tekton.dev"
 REQUEST_TIMEOUT = (3.0, 10.0)
 """(connect, read) seconds: a slow API server answers 503 to the sender rather than hang."""
+LIST_PAGE = 250
+"""Runs read per list request; larger namespaces are read page by page (``continue`` tokens)."""
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class KubeRunClient:
@@ -122,15 +127,98 @@ class KubeRunClient:
         except (TemporaryError, PermanentError, RunNotFoundError, ConflictError) as e:
             log.warning("could not record Kubernetes Event %s on %s: %s", reason, ref, e)
 
+    def list_runs(
+        self, kind: RunKind, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every run of ``kind`` in ``namespace`` (all namespaces when ``None``), page by page.
 
-def connect() -> KubeRunClient:
-    """A client from the in-cluster service account, else from ``KUBECONFIG``/``~/.kube/config``."""
+        A 404 means the cluster does not serve ``tekton.dev/<version>`` runs: ``PermanentError``
+        ``TektonNotInstalled``.
+        """
+        plural = kind.lower() + "s"
+        where = f"{plural}.{GROUP}/{self._version} in " + (
+            f"namespace {namespace}" if namespace else "all namespaces"
+        )
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"limit": LIST_PAGE, "_request_timeout": REQUEST_TIMEOUT}
+            if label_selector:
+                options["label_selector"] = label_selector
+            if token:
+                options["_continue"] = token
+            try:
+                with _translated(where):
+                    if namespace:
+                        answer = self._objects.list_namespaced_custom_object(
+                            GROUP, self._version, namespace, plural, **options
+                        )
+                    else:
+                        answer = self._objects.list_cluster_custom_object(
+                            GROUP, self._version, plural, **options
+                        )
+                page = cast(dict[str, Any], answer)
+            except RunNotFoundError as e:
+                raise PermanentError(
+                    "TektonNotInstalled", f"the cluster does not serve {plural}.{GROUP}/{self._version}"
+                ) from e
+            items += [item for item in page.get("items") or [] if isinstance(item, dict)]
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def list_events(self, ref: RunRef, uid: str) -> list[dict[str, Any]]:
+        """The run's Kubernetes Events (core/v1 JSON, camelCase), oldest first.
+
+        Events about an earlier run with the same name (another UID) are left out.
+        """
+        selector = f"involvedObject.kind={ref.kind},involvedObject.name={ref.name}"
+        with _translated(f"events of {ref}"):
+            answer = self._core.list_namespaced_event(
+                ref.namespace, field_selector=selector, _request_timeout=REQUEST_TIMEOUT
+            )
+        events = [
+            cast(dict[str, Any], self._core.api_client.sanitize_for_serialization(item))
+            for item in answer.items or []
+        ]
+        events = [e for e in events if (e.get("involvedObject") or {}).get("uid") in (None, "", uid)]
+        return sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+    def read_config_map(self, namespace: str, label_selector: str, key: str) -> str | None:
+        """``key`` of the newest ConfigMap in ``namespace`` matching ``label_selector``, if any.
+
+        Kustomize suffixes generated ConfigMap names with a hash, so they are found by label.
+        """
+        with _translated(f"configmaps in namespace {namespace}"):
+            answer = self._core.list_namespaced_config_map(
+                namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT
+            )
+        found = [
+            cast(dict[str, Any], self._core.api_client.sanitize_for_serialization(item))
+            for item in answer.items or []
+        ]
+        found = [item for item in found if key in (item.get("data") or {})]
+        if not found:
+            return None
+        newest = max(found, key=lambda item: str((item.get("metadata") or {}).get("creationTimestamp") or ""))
+        return str(newest["data"][key])
+
+
+def connect(context: str | None = None) -> KubeRunClient:
+    """A client from the in-cluster service account, else from ``KUBECONFIG``/``~/.kube/config``.
+
+    With ``context``, that kubeconfig context is used and the in-cluster account is not tried.
+    """
     configuration = client.Configuration()
     try:
+        if context is not None:
+            raise ConfigException("a kubeconfig context was asked for")
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except ConfigException:
         try:
-            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=_kubeconfig_file(), context=context, client_configuration=configuration
+            )
         except (ConfigException, OSError) as e:
             raise KubernetesUnavailableError(f"no Kubernetes configuration: {e}") from e
     configuration.retries = 1
@@ -138,8 +226,29 @@ def connect() -> KubeRunClient:
     return KubeRunClient(client.ApiClient(configuration), version=version)
 
 
+def current_namespace(context: str | None = None) -> str:
+    """The namespace ``kubectl`` would use: the kubeconfig context's, else the pod's, else ``default``."""
+    if context is None and SERVICE_ACCOUNT_NAMESPACE.is_file() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
+    try:
+        contexts, active = config.list_kube_config_contexts(config_file=_kubeconfig_file())  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError) as e:
+        raise KubernetesUnavailableError(f"no Kubernetes configuration: {e}") from e
+    chosen = active if context is None else next((c for c in contexts if c.get("name") == context), None)
+    if chosen is None:
+        raise KubernetesUnavailableError(
+            f"no Kubernetes configuration: context {context!r} is not in the kubeconfig"
+        )
+    return str((chosen.get("context") or {}).get("namespace") or "default")
+
+
+def _kubeconfig_file() -> str:
+    """``$KUBECONFIG`` as it is now (the client library reads it once, at import time)."""
+    return os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
 @contextmanager
-def _translated(ref: RunRef) -> Iterator[None]:
+def _translated(ref: RunRef | str) -> Iterator[None]:
     """Turn ``kubernetes`` and ``urllib3`` exceptions into ``common.errors`` types."""
     try:
         yield

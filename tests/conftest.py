@@ -60,7 +60,7 @@ def event_request(sample: dict[str, Any]) -> tuple[dict[str, str], bytes]:
 def add_run(kube: MemoryRunClient, sample: dict[str, Any]) -> RunRef:
     """Create the sample's run in the store, as the API server would hold it."""
     kind, obj = samples.run_object(sample)
-    return kube.add(kind, obj)  # type: ignore[arg-type]
+    return kube.add(kind, obj)
 
 
 def advance(kube: MemoryRunClient, ref: RunRef, sample: dict[str, Any]) -> None:

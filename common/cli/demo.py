@@ -22,7 +22,6 @@ import functions_framework
 
 from common import samples
 from common.config import RECORD_KEY, annotation_key
-from common.events import RunKind
 from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunRef
 from common.standins.github import GitHubStandIn
@@ -149,13 +148,9 @@ def _apply(store: MemoryRunClient, refs: dict[str, RunRef], sample: dict[str, An
     kind, obj = samples.run_object(sample)
     uid = obj["metadata"]["uid"]
     if uid not in refs:
-        refs[uid] = store.add(_kind(kind), obj)
+        refs[uid] = store.add(kind, obj)
     elif moves_on:
         store.replace_status(refs[uid], obj.get("status") or {})
-
-
-def _kind(kind: str) -> RunKind:
-    return "TaskRun" if kind == "TaskRun" else "CustomRun" if kind == "CustomRun" else "PipelineRun"
 
 
 def _print_results(

@@ -12,6 +12,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from common.events import RunKind
+
 
 def names() -> list[str]:
     """Sample names, e.g. ``pipelinerun-running``."""
@@ -34,8 +36,10 @@ def load(name: str) -> dict[str, Any]:
     return copy.deepcopy(_load(name))
 
 
-def run_object(sample: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+_KINDS: dict[str, RunKind] = {"pipelineRun": "PipelineRun", "taskRun": "TaskRun", "customRun": "CustomRun"}
+
+
+def run_object(sample: dict[str, Any]) -> tuple[RunKind, dict[str, Any]]:
     """The run kind and object a sample event carries."""
     ((key, obj),) = sample["data"].items()
-    kind = {"pipelineRun": "PipelineRun", "taskRun": "TaskRun", "customRun": "CustomRun"}[key]
-    return kind, obj
+    return _KINDS[key], obj

@@ -15,9 +15,7 @@ from common.events import RunPhase, parse_event, parse_run
 
 def as_cloud_event(sample: dict[str, Any]) -> CloudEvent:
     headers = sample["headers"]
-    attributes = {
-        key.removeprefix("ce-"): value for key, value in headers.items() if key.startswith("ce-")
-    }
+    attributes = {key.removeprefix("ce-"): value for key, value in headers.items() if key.startswith("ce-")}
     return CloudEvent(attributes, sample["data"])
 
 
@@ -28,7 +26,9 @@ def test_every_sample_parses_into_a_run_view(name: str) -> None:
     _, obj = samples.run_object(sample)
     metadata = obj["metadata"]
     assert (event.run.namespace, event.run.name, event.run.uid) == (
-        metadata["namespace"], metadata["name"], metadata["uid"],
+        metadata["namespace"],
+        metadata["name"],
+        metadata["uid"],
     )
     assert event.run.generation == metadata["generation"]
     assert event.run.resource_version == metadata["resourceVersion"]

@@ -24,16 +24,22 @@ SECRET = "Bearer very-secret-token"
         ),
         (
             {
-                "ce-specversion": "1.0", "ce-id": "1", "ce-source": "/x",
-                "ce-type": "com.github.push", "Content-Type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-id": "1",
+                "ce-source": "/x",
+                "ce-type": "com.github.push",
+                "Content-Type": "application/json",
             },
             b"{}",
             "not a Tekton run event",
         ),
         (
             {
-                "ce-specversion": "1.0", "ce-id": "1", "ce-source": "/x",
-                "ce-type": "dev.tekton.event.taskrun.failed.v1", "Content-Type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-id": "1",
+                "ce-source": "/x",
+                "ce-type": "dev.tekton.event.taskrun.failed.v1",
+                "Content-Type": "application/json",
             },
             b"[1, 2]",
             "'taskRun' object",

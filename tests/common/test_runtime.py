@@ -52,7 +52,7 @@ def with_echo(sample: dict[str, Any], target: str = "x") -> dict[str, Any]:
 
 def event(sample: dict[str, Any]) -> RunEvent:
     kind, obj = samples.run_object(sample)
-    return RunEvent(id="e", type=sample["headers"]["ce-type"], phase="", run=parse_run(kind, obj))  # type: ignore[arg-type]
+    return RunEvent(id="e", type=sample["headers"]["ce-type"], phase="", run=parse_run(kind, obj))
 
 
 def processor(

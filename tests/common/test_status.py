@@ -12,7 +12,7 @@ from common.status import IntegrationStatus, new_record
 
 def run(name: str = "pipelinerun-running") -> Run:
     kind, obj = samples.run_object(samples.load(name))
-    return parse_run(kind, obj)  # type: ignore[arg-type]
+    return parse_run(kind, obj)
 
 
 T0 = datetime(2026, 3, 14, 9, 21, tzinfo=UTC)
