@@ -21,7 +21,7 @@ from common import PermanentError
 from common.secrets import read_secret
 
 DEFAULT_API_URL = "https://api.github.com"
-TIMEOUT_SECONDS = 10
+DEFAULT_TIMEOUT_SECONDS = 10
 TOKEN_REFRESH_MARGIN = timedelta(minutes=5)
 """Installation tokens live an hour; one is replaced this long before it expires."""
 
@@ -44,6 +44,8 @@ def bounded_retry() -> Retry:
 @dataclass(frozen=True)
 class GitHubSettings:
     api_url: str
+    timeout: int
+    """Seconds per request (``GITHUB_TIMEOUT_SECONDS``); PyGithub takes whole seconds."""
     token: str | None
     app_id: str | None
     app_private_key: str | None
@@ -53,6 +55,7 @@ class GitHubSettings:
         key_file = os.environ.get("GITHUB_APP_PRIVATE_KEY_FILE")
         return cls(
             api_url=(os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            timeout=int(os.environ.get("GITHUB_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
             token=read_secret("GITHUB_TOKEN"),
             app_id=os.environ.get("GITHUB_APP_ID") or None,
             app_private_key=Path(key_file).read_text(encoding="utf-8") if key_file else None,
@@ -74,7 +77,7 @@ class GitHubClients:
             self._app = GithubIntegration(
                 auth=Auth.AppAuth(settings.app_id, settings.app_private_key),
                 base_url=settings.api_url,
-                timeout=TIMEOUT_SECONDS,
+                timeout=settings.timeout,
                 retry=bounded_retry(),
                 seconds_between_requests=None,
                 seconds_between_writes=None,
@@ -94,7 +97,7 @@ class GitHubClients:
                 self._clients[token] = Github(
                     auth=Auth.Token(token),
                     base_url=self.settings.api_url,
-                    timeout=TIMEOUT_SECONDS,
+                    timeout=self.settings.timeout,
                     retry=bounded_retry(),
                     seconds_between_requests=None,
                     seconds_between_writes=None,
