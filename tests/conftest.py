@@ -16,6 +16,7 @@ from werkzeug.test import TestResponse
 from common import samples
 from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunRef
+from tests.support.secrets_guard import note_output
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET_ENV = ("GITHUB_TOKEN", "GITHUB_TOKEN_FILE", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY_FILE")
@@ -39,6 +40,10 @@ def kube() -> Iterator[MemoryRunClient]:
     use_run_client(client)
     yield client
     use_run_client(None)
+    note_output(
+        "records and Kubernetes Events in the run store",
+        json.dumps([client.runs and list(client.runs.values()), client.events], default=str),
+    )
 
 
 Deliver = Callable[..., TestResponse]

@@ -27,6 +27,7 @@ from kubernetes import client, config
 from common import samples
 from common.kube import KubeRunClient
 from tests.support.realkube import realkube_up
+from tests.support.secrets_guard import note_output_file
 
 REPO = Path(__file__).resolve().parents[2]
 V1 = ("tekton.dev", "v1")
@@ -182,7 +183,9 @@ def serve_function(kubeconfig: Path, tmp_path: Path) -> Iterator[ServeFunction]:
             seen.append(line)
             if "Listening at" in line or "Running on" in line:
                 watchdog.cancel()
-                log = (tmp_path / f"{name}-{port}.log").open("w")
+                log_path = tmp_path / f"{name}-{port}.log"
+                note_output_file(log_path)
+                log = log_path.open("w")
                 threading.Thread(target=_drain, args=(process.stdout, log), daemon=True).start()
                 return f"http://127.0.0.1:{port}/"
         output = "".join(seen)[-2000:]
