@@ -19,7 +19,6 @@ from typing import Any, NoReturn
 
 import flask
 import functions_framework
-from cloudevents.exceptions import GenericException as CloudEventError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common import logs
@@ -74,6 +73,8 @@ def serve(integration: Integration[ConfigT]) -> Callable[[CloudEventLike], None]
 
     def handle(cloud_event: CloudEventLike) -> None:
         started = time.perf_counter()
+        if flask.has_app_context():
+            setattr(flask.g, _REACHED, True)
         try:
             event = parse_event(cloud_event)
         except MalformedEventError as e:
@@ -136,7 +137,8 @@ def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
 
 
 def _install_error_pages() -> None:
-    """Replace functions-framework's error pages, which echo request headers and body.
+    """Replace functions-framework's error pages, which echo request headers and body, and make
+    every failure to read a request a JSON 400 (never a 500, which Tekton's sender does not retry).
 
     Looked up at call time: ``functions_framework.errorhandler`` is a stand-in until
     ``create_app`` runs, and ``create_app`` runs this module's importer inside its app context.
@@ -147,16 +149,26 @@ def _install_error_pages() -> None:
     app.config["MAX_CONTENT_LENGTH"] = RuntimeSettings.from_env().max_event_bytes
     register = functions_framework.errorhandler
 
-    def malformed(error: Exception) -> Any:
-        if isinstance(error, HTTPException) and error.response is not None:
-            return error.response
-        if isinstance(error, RequestEntityTooLarge):
-            detail = f"event larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        elif isinstance(error, CloudEventError):
-            detail = f"not a CloudEvent: {type(error).__name__}"
+    def answer_error(error: Exception) -> Any:
+        if isinstance(error, HTTPException):
+            if error.response is not None:
+                return error.response
+            if isinstance(error, RequestEntityTooLarge):
+                detail = f"event larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+            elif error.code == 400:
+                detail = "not a CloudEvent: binary mode needs ce-specversion, ce-type, ce-source, ce-id"
+            else:
+                return error
+        elif getattr(flask.g, _REACHED, False):
+            log.exception("unexpected error after the event was read")
+            return flask.jsonify(error="internal error", detail="see the function's log"), 503
         else:
-            detail = "not a CloudEvent: binary mode needs ce-specversion, ce-type, ce-source, ce-id"
+            detail = f"not a CloudEvent: {type(error).__name__}"
         return flask.jsonify(error="malformed event", detail=detail), 400
 
-    for code_or_type in (400, 413, CloudEventError):
-        register(code_or_type)(malformed)
+    for code_or_type in (400, 413, Exception):
+        register(code_or_type)(answer_error)
+
+
+_REACHED = "tekton_integrations_event_read"
+"""Set on ``flask.g`` once functions-framework has parsed a request into a CloudEvent."""
