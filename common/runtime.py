@@ -17,7 +17,7 @@ Every path ends in an ``Outcome``; nothing raises out of ``Processor.process``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Generic, Literal
@@ -30,9 +30,11 @@ from common.errors import (
     MalformedEventError,
     PermanentError,
     RunNotFoundError,
+    TargetNotAllowedError,
     TemporaryError,
 )
 from common.events import Run, RunEvent
+from common.policy import NAME_FIELDS, load_policy
 from common.runclient import RunClient, RunRef
 from common.settings import RuntimeSettings
 from common.status import ConditionStatus, IntegrationStatus, RunState, new_record
@@ -92,13 +94,19 @@ def _never(_: Context[ConfigT]) -> bool:
     return False
 
 
+def _nowhere(_: Context[ConfigT]) -> Iterable[str]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Integration(Generic[ConfigT]):
     """An integration: the only part a function file writes.
 
     ``report`` performs the external call for ``ctx.run``'s state and returns a ``Report``, or
     raises ``PermanentError``/``TemporaryError``. ``wants`` says whether this state is reported
-    at all; ``needs_claim`` whether the call creates something that must not be created twice.
+    at all; ``needs_claim`` whether the call creates something that must not be created twice;
+    ``destinations`` names what the call targets (repositories, channels, hosts, mail domains),
+    each checked against the namespace's policy before anything is sent.
     """
 
     name: str
@@ -106,6 +114,7 @@ class Integration(Generic[ConfigT]):
     report: Callable[[Context[ConfigT]], Report]
     wants: Callable[[Context[ConfigT]], bool] = _always
     needs_claim: Callable[[Context[ConfigT]], bool] = _never
+    destinations: Callable[[Context[ConfigT]], Iterable[str]] = _nowhere
     reports_child_taskruns: bool = False
 
 
@@ -198,6 +207,10 @@ class Processor(Generic[ConfigT]):
         )
         if not self.integration.wants(ctx):
             return Outcome("ignored", f"{live.phase.value} is not a state this run asks to report")
+        try:
+            self._check_policy(ctx)
+        except TargetNotAllowedError as e:
+            return self._record(live, live, record, "False", e.reason, e.message, {})
         acted_on = live
         if self.integration.needs_claim(ctx):
             claim = new_record(
@@ -214,6 +227,15 @@ class Processor(Generic[ConfigT]):
             ctx = replace(ctx, run=live, record=claim)
             record = claim
         return self._act(ctx, acted_on, record)
+
+    def _check_policy(self, ctx: Context[ConfigT]) -> None:
+        """Refuse destinations the namespace's policy does not allow (DESIGN.md §4)."""
+        name = self.integration.name
+        values = list(self.integration.destinations(ctx))
+        if values and name in NAME_FIELDS:
+            namespace_policy = load_policy().for_namespace(ctx.run.namespace)
+            for value in values:
+                namespace_policy.require(name, NAME_FIELDS[name], value)
 
     def _children(self, run: Run) -> list[Run]:
         children = []

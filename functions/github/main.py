@@ -100,5 +100,11 @@ def _needs_claim(ctx: Context[GitHubConfig]) -> bool:
     return ctx.config.mode == "check-run" and not ctx.recorded("check-run-id")
 
 
-integration = Integration(name="github", config=GitHubConfig, report=report, needs_claim=_needs_claim)
+integration = Integration(
+    name="github",
+    config=GitHubConfig,
+    report=report,
+    needs_claim=_needs_claim,
+    destinations=lambda ctx: [f"{ctx.config.owner}/{ctx.config.repo}"],
+)
 handle = serve(integration)
