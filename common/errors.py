@@ -12,6 +12,8 @@ No library exception type leaves ``common``: wrappers raise these ``from`` the o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 MAX_ERROR_TEXT = 1000
 """Longest service error text kept in a message: records and logs stay small and readable."""
 
@@ -26,12 +28,17 @@ class MalformedEventError(ValueError):
 
 
 class IntegrationError(Exception):
-    """An outcome of an integration's work that must be recorded on the run."""
+    """An outcome of an integration's work that must be recorded on the run.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``annotations`` keeps ids from a partial success (a message posted before a later call
+    failed) in the record, so a redelivery updates it instead of creating another.
+    """
+
+    def __init__(self, reason: str, message: str, annotations: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = clip(message)
+        self.annotations = dict(annotations or {})
 
 
 class PermanentError(IntegrationError):
@@ -55,8 +62,14 @@ class TargetNotAllowedError(PermanentError):
 class TemporaryError(IntegrationError):
     """Retrying later may help; ``retry_after`` (seconds) is passed on to the sender."""
 
-    def __init__(self, reason: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(reason, message)
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        retry_after: float | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason, message, annotations)
         self.retry_after = retry_after
 
 

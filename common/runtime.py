@@ -265,9 +265,9 @@ class Processor(Generic[ConfigT]):
         try:
             report = self.integration.report(ctx)
         except PermanentError as e:
-            return self._record(ctx.run, acted_on, record, "False", e.reason, e.message, {})
+            return self._record(ctx.run, acted_on, record, "False", e.reason, e.message, e.annotations)
         except TemporaryError as e:
-            outcome = self._record(ctx.run, acted_on, record, "Unknown", e.reason, e.message, {})
+            outcome = self._record(ctx.run, acted_on, record, "Unknown", e.reason, e.message, e.annotations)
             return replace(outcome, kind="retry", retry_after=e.retry_after)
         except Exception:
             log.exception("%s failed unexpectedly on %s", self.integration.name, ref_of(acted_on))

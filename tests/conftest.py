@@ -19,14 +19,27 @@ from common.runclient import MemoryRunClient, RunRef
 from tests.support.secrets_guard import note_output
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET_ENV = ("GITHUB_TOKEN", "GITHUB_TOKEN_FILE", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY_FILE")
+SECRET_ENV = (
+    "GITHUB_TOKEN",
+    "GITHUB_TOKEN_FILE",
+    "GITHUB_APP_ID",
+    "GITHUB_APP_PRIVATE_KEY_FILE",
+    "SLACK_BOT_TOKEN",
+    "SLACK_BOT_TOKEN_FILE",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_WEBHOOK_URL_FILE",
+    "GITLAB_TOKEN",
+    "GITLAB_TOKEN_FILE",
+    "SMTP_PASSWORD_FILE",
+)
+SERVICE_ENV = ("GITHUB_API_URL", "SLACK_API_URL", "GITLAB_URL", "TEKTON_DASHBOARD_URL", "KUBECONFIG", "TI_POLICY_FILE")
 
 
 @pytest.fixture(autouse=True)
 def isolate_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without the machine's credentials or kubeconfig and restores os.environ."""
     saved = dict(os.environ)
-    for name in (*SECRET_ENV, "GITHUB_API_URL", "TEKTON_DASHBOARD_URL", "KUBECONFIG"):
+    for name in (*SECRET_ENV, *SERVICE_ENV):
         monkeypatch.delenv(name, raising=False)
     yield
     os.environ.clear()

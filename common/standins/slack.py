@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -49,7 +49,11 @@ class _Fault:
     status: int
     retry_after: int | None
     method: str | None
+    when: Callable[[JsonObject], bool] | None
     remaining: int
+
+    def matches(self, method: str, body: JsonObject) -> bool:
+        return self.method in (None, method) and (self.when is None or self.when(body))
 
 
 class SlackStandIn:
@@ -116,14 +120,16 @@ class SlackStandIn:
         status: int = 200,
         retry_after: int | None = None,
         method: str | None = None,
+        when: Callable[[JsonObject], bool] | None = None,
         count: int = 1,
     ) -> None:
-        """Answer the next ``count`` calls (of ``method``, if given) with Slack error ``error``.
+        """Answer the next ``count`` calls with Slack error ``error``: of ``method`` and whose
+        body satisfies ``when``, if given (e.g. ``lambda body: "thread_ts" in body``).
 
         ``status`` 429 is how Slack sends ``ratelimited``; give ``retry_after`` for its header.
         """
         with self.lock:
-            self._faults.append(_Fault(error, status, retry_after, method, count))
+            self._faults.append(_Fault(error, status, retry_after, method, when, count))
 
     def calls_to(self, method: str) -> list[SlackCall]:
         with self.lock:
@@ -133,7 +139,7 @@ class SlackStandIn:
 
     def _answer(self, method: str, body: JsonObject, token: str | None) -> tuple[int, JsonObject, int | None]:
         with self.lock:
-            fault = next((f for f in self._faults if f.method in (None, method)), None)
+            fault = next((f for f in self._faults if f.matches(method, body)), None)
             if fault is not None:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
@@ -227,9 +233,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(200, json.dumps({"ok": False, "error": "invalid_json"}), "application/json")
             return
-        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
-        bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        status, answer, retry_after = standin._answer(method, body, bearer or body.get("token"))
+        scheme, _, credential = (self.headers.get("Authorization") or "").partition(" ")
+        bearer = credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+        token = bearer or body.pop("token", None)  # a form body may carry it; it is never recorded
+        status, answer, retry_after = standin._answer(method, body, token)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         if method == WEBHOOK:  # incoming webhooks answer plain text: "ok" or the error code
             self._send(status, "ok" if answer.get("ok") else str(answer["error"]), "text/plain", headers)
