@@ -1,0 +1,114 @@
+"""Every request the GitHub function sends is one GitHub's OpenAPI description accepts.
+
+Prism (proxy mode, ``--errors``) sits between the function and the stand-in: a request that
+breaks the description is refused with 422 and fails the test through ``conformant_github``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from common import RunPhase, samples
+from common.runclient import MemoryRunClient
+from functions.github import presentation
+from tests.conformance.prism import PrismGitHub
+from tests.conftest import Deliver, add_run, advance, function_client
+
+
+@pytest.fixture
+def through_prism(conformant_github: PrismGitHub, monkeypatch: pytest.MonkeyPatch) -> PrismGitHub:
+    monkeypatch.setenv("GITHUB_API_URL", conformant_github.url)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_conformance-token-0123456789")
+    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org")
+    return conformant_github
+
+
+def paths(github: PrismGitHub) -> list[tuple[str, str]]:
+    return [(call.method, call.path) for call in github.calls]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("pipelinerun-queued", "pipelinerun-running", "pipelinerun-successful"),
+        ("pipelinerun-failed",),
+        ("pipelinerun-failed-before-start",),
+        ("pipelinerun-cancelled",),
+    ],
+    ids=["queued-running-successful", "failed", "failed-before-start", "cancelled"],
+)
+def test_check_run_create_and_edit_conform(
+    kube: MemoryRunClient, deliver: Deliver, through_prism: PrismGitHub, names: tuple[str, ...]
+) -> None:
+    events = [samples.load(name) for name in names]
+    ref = add_run(kube, events[0])
+    client = function_client("github")
+    for event in events:
+        advance(kube, ref, event)
+        assert deliver(client, event).status_code == 200
+    methods = [method for method, path in paths(through_prism) if "/check-runs" in path]
+    assert methods == ["POST"] + ["PATCH"] * (len(events) - 1)
+    (check_run,) = through_prism.check_runs.values()
+    assert check_run["status"] == "completed"
+
+
+def test_commit_statuses_conform(kube: MemoryRunClient, deliver: Deliver, through_prism: PrismGitHub) -> None:
+    events = [samples.load("pipelinerun-running"), samples.load("pipelinerun-failed")]
+    for event in events:
+        _, obj = samples.run_object(event)
+        obj["metadata"]["annotations"]["github.integrations.tekton.dev/mode"] = "status"
+    add_run(kube, events[0])
+    add_run(kube, events[1])
+    client = function_client("github")
+    for event in events:
+        assert deliver(client, event).status_code == 200
+    assert [s["state"] for s in through_prism.statuses] == ["pending", "failure"]
+    assert all(method == "POST" and "/statuses/" in path for method, path in paths(through_prism))
+
+
+def test_app_installation_lookup_and_token_conform(
+    kube: MemoryRunClient,
+    deliver: Deliver,
+    through_prism: PrismGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("GITHUB_APP_ID", "1")
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(key_file))
+    event = samples.load("pipelinerun-running")
+    add_run(kube, event)
+    assert deliver(function_client("github"), event).status_code == 200
+    assert paths(through_prism) == [
+        ("GET", "/repos/acme/widget-service/installation"),
+        ("POST", "/app/installations/42/access_tokens"),
+        ("POST", "/repos/acme/widget-service/check-runs"),
+    ]
+
+
+def test_a_request_github_would_refuse_is_caught(
+    kube: MemoryRunClient, deliver: Deliver, through_prism: PrismGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tier is not a rubber stamp: a malformed check run (bad conclusion) is refused."""
+
+    monkeypatch.setitem(presentation._CONCLUSION, RunPhase.FAILED, "broken")
+    event = samples.load("pipelinerun-failed")
+    add_run(kube, event)
+    answer = deliver(function_client("github"), event)
+    assert answer.status_code == 200  # a 422 is permanent: recorded as False
+    refused = through_prism.take_violations()
+    assert [(v.method, v.path, v.code) for v in refused] == [
+        ("POST", "/repos/acme/widget-service/check-runs", "UNPROCESSABLE_ENTITY")
+    ]
+    assert not through_prism.check_runs
