@@ -12,13 +12,12 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from github import Auth, Github, GithubIntegration
 from urllib3.util.retry import Retry
 
 from common import PermanentError
-from common.secrets import read_secret
+from common.secrets import read_secret, read_secret_file
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_TIMEOUT_SECONDS = 10
@@ -58,7 +57,7 @@ class GitHubSettings:
             timeout=int(os.environ.get("GITHUB_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
             token=read_secret("GITHUB_TOKEN"),
             app_id=os.environ.get("GITHUB_APP_ID") or None,
-            app_private_key=Path(key_file).read_text(encoding="utf-8") if key_file else None,
+            app_private_key=read_secret_file(key_file) if key_file else None,
         )
 
 

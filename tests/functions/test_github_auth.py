@@ -75,3 +75,15 @@ def test_no_credentials_is_recorded_as_a_configuration_problem(
     answer = deliver(function_client("github"), event)
     assert answer.status_code == 200
     assert body(answer)["reason"] == "GitHubNotConfigured"
+
+
+def test_a_missing_secret_file_is_recorded_once_as_not_configured(
+    kube: MemoryRunClient, deliver: Deliver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN_FILE", str(tmp_path / "not-mounted"))
+    event = samples.load("pipelinerun-running")
+    add_run(kube, event)
+    client = function_client("github")
+    answer = deliver(client, event)
+    assert (answer.status_code, body(answer)["reason"]) == (200, "GitHubNotConfigured")
+    assert body(deliver(client, event))["outcome"] == "ignored"

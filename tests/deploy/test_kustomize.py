@@ -1,0 +1,369 @@
+"""`kubectl kustomize knative/` renders, and what it renders keeps the deployment's contracts.
+
+Knative's own admission webhook is not available here, so the rules it would enforce on a
+Service (one port named http1 or h2c, no PORT variable, read-only secret mounts, probe port =
+container port) are checked explicitly, next to this project's own: THREADS =
+containerConcurrency, TCP probes, requests and limits, one ServiceAccount per function,
+least-privilege RBAC, a Trigger per integration with retries and a dead-letter sink.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.manifests import (
+    FUNCTIONS,
+    IMAGE_PLACEHOLDER,
+    INTEGRATIONS,
+    KNATIVE_DIR,
+    NAMESPACE,
+    Obj,
+    by_kind,
+    container,
+    env_of,
+    ident,
+    kustomize,
+    load_yaml_objects,
+)
+from tests.support.tiers import REPO_ROOT
+
+SECRETS_ROOT = "/var/run/secrets/tekton-integrations/"
+POLICY_FILE = "/etc/tekton-integrations/policy/policy.yaml"
+TEKTON_PREFIX = "dev.tekton.event."
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+ROLE = "tekton-integrations-runs"
+EXPECTED_RULES = [
+    {
+        "apiGroups": ["tekton.dev"],
+        "resources": ["pipelineruns", "taskruns"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+
+
+def test_renders_the_expected_objects(rendered: list[Obj]) -> None:
+    # The functions' objects exactly; other components (e.g. a resync CronJob with its own
+    # ServiceAccount and role) may sit beside them.
+    assert set(by_kind(rendered, "Service")) == set(FUNCTIONS)
+    assert set(by_kind(rendered, "Trigger")) == set(INTEGRATIONS)
+    assert set(by_kind(rendered, "ServiceAccount")) >= set(FUNCTIONS)
+    assert len(by_kind(rendered, "Broker")) == 1
+    assert set(by_kind(rendered, "Namespace")) == {NAMESPACE}
+    assert ROLE in by_kind(rendered, "ClusterRole")
+    assert {"tekton-integrations-settings", "tekton-integrations-policy"} <= {
+        name.rsplit("-", 1)[0] for name in by_kind(rendered, "ConfigMap")
+    }
+    assert not by_kind(rendered, "Secret"), "Secrets are created by hand from knative/secrets/"
+
+
+def test_namespaced_objects_are_in_the_integrations_namespace(rendered: list[Obj]) -> None:
+    for obj in rendered:
+        if obj["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in obj["metadata"], ident(obj)
+        else:
+            assert obj["metadata"]["namespace"] == NAMESPACE, ident(obj)
+
+
+def test_cluster_role_is_least_privilege(rendered: list[Obj]) -> None:
+    role = by_kind(rendered, "ClusterRole")[ROLE]
+    assert role["rules"] == EXPECTED_RULES, "exactly these rules: no secrets, no delete, no status"
+    assert "aggregationRule" not in role
+
+
+def test_no_role_in_the_tree_reaches_secrets_or_wildcards(rendered: list[Obj]) -> None:
+    for role in (o for o in rendered if o["kind"] in ("Role", "ClusterRole")):
+        for rule in role["rules"]:
+            assert "secrets" not in rule.get("resources", []), ident(role)
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(field, []), f"{ident(role)}: wildcard {field}"
+            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
+                rule["verbs"]
+            ), ident(role)
+
+
+def test_each_function_has_its_own_service_account_bound_to_the_role(
+    rendered: list[Obj],
+) -> None:
+    subjects = []
+    for binding in by_kind(rendered, "ClusterRoleBinding").values():
+        if binding["roleRef"]["name"] != ROLE:
+            continue
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": ROLE,
+        }
+        (subject,) = binding["subjects"]
+        subjects.append((subject["kind"], subject["namespace"], subject["name"]))
+    assert sorted(subjects) == sorted(("ServiceAccount", NAMESPACE, f) for f in FUNCTIONS)
+    for binding in (o for o in rendered if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if binding["roleRef"]["name"] != ROLE:
+            names = {s["name"] for s in binding["subjects"]}
+            assert not names & set(FUNCTIONS), f"{ident(binding)}: a function gets more rights"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_service_contract(rendered: list[Obj], name: str) -> None:
+    service = by_kind(rendered, "Service")[name]
+    template = service["spec"]["template"]
+    spec = template["spec"]
+    ctr = container(service)
+    env = env_of(service)
+
+    # the function it runs
+    assert env["FUNCTION_SOURCE"]["value"] == f"functions/{name}/main.py"
+    assert env["FUNCTION_TARGET"]["value"] == "handle"
+    assert env["TI_POLICY_FILE"]["value"] == POLICY_FILE
+    # concurrency: the queue-proxy admits no more requests than there are threads
+    assert int(env["THREADS"]["value"]) == spec["containerConcurrency"] > 0
+    assert env["WORKERS"]["value"] == "1"
+    # scale bounds
+    annotations = template["metadata"]["annotations"]
+    low = int(annotations["autoscaling.knative.dev/min-scale"])
+    high = int(annotations["autoscaling.knative.dev/max-scale"])
+    assert 0 <= low <= high, (low, high)
+    # identity
+    assert spec["serviceAccountName"] == name
+    assert name in by_kind(rendered, "ServiceAccount")
+    # Knative's serving-container rules: one port, named http1 (or h2c), PORT is injected
+    ports = ctr["ports"]
+    assert len(ports) == 1
+    assert ports[0]["name"] in ("http1", "h2c")
+    assert "PORT" not in env, "PORT is reserved: Knative sets it"
+    # probes: TCP on the serving port (functions-framework answers GET with 405)
+    port = ports[0]["containerPort"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert ctr[probe]["tcpSocket"]["port"] in (port, ports[0]["name"]), probe
+        assert "httpGet" not in ctr[probe]
+    assert ctr["readinessProbe"].get("successThreshold", 1) >= 1
+    # requests and limits
+    for bound in ("requests", "limits"):
+        assert set(ctr["resources"][bound]) >= {"cpu", "memory"}, bound
+    # hardening
+    ctx = ctr["securityContext"]
+    assert ctx["runAsNonRoot"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+    assert env["TMPDIR"]["value"].startswith("/dev/shm"), "writable scratch on a read-only root"
+    # the bare placeholder, so that one `images:` entry named after it repoints every Service
+    assert ctr["image"] == IMAGE_PLACEHOLDER
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_service_volumes_and_references(rendered: list[Obj], name: str) -> None:
+    service = by_kind(rendered, "Service")[name]
+    spec = service["spec"]["template"]["spec"]
+    ctr = container(service)
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts = {m["name"]: m for m in ctr.get("volumeMounts", [])}
+    assert set(volumes) == set(mounts), "Knative rejects a volume that is not mounted"
+    config_maps = by_kind(rendered, "ConfigMap")
+    for vol_name, volume in volumes.items():
+        mount = mounts[vol_name]
+        assert mount["readOnly"] is True, f"{vol_name}: Knative requires read-only mounts"
+        if "secret" in volume:
+            # secrets as files, under the documented root, never as environment variables
+            assert mount["mountPath"].startswith(SECRETS_ROOT), mount["mountPath"]
+            assert volume["secret"]["secretName"] == vol_name
+        else:
+            assert volume["configMap"]["name"] in config_maps, vol_name
+            assert mount["mountPath"] == str(Path(POLICY_FILE).parent)
+    for var in container(service).get("env", []):
+        source = var.get("valueFrom", {})
+        assert "secretKeyRef" not in source, f"{var['name']}: secrets are mounted as files"
+        if "configMapKeyRef" in source:
+            assert source["configMapKeyRef"]["name"] in config_maps, var["name"]
+        if var["name"].endswith(("_FILE", "_DIR")):
+            assert any(var["value"].startswith(m["mountPath"]) for m in mounts.values()), (
+                f"{var['name']}={var['value']} is not under a mounted volume"
+            )
+
+
+def test_every_settings_key_a_service_reads_is_documented() -> None:
+    documented = set(
+        re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (KNATIVE_DIR / "config/settings.env").read_text(), re.M)
+    )
+    for path in sorted((KNATIVE_DIR / "services").glob("*.yaml")):
+        (service,) = load_yaml_objects(path)
+        for var in container(service).get("env", []):
+            ref = var.get("valueFrom", {}).get("configMapKeyRef")
+            if ref and ref["name"] == "tekton-integrations-settings":
+                assert ref.get("optional") is True, var["name"]
+                assert ref["key"] in documented, f"{path.name}: {ref['key']} not in settings.env"
+
+
+@pytest.mark.parametrize("name", INTEGRATIONS)
+def test_trigger_contract(rendered: list[Obj], name: str) -> None:
+    trigger = by_kind(rendered, "Trigger")[name]
+    spec = trigger["spec"]
+    assert spec["broker"] in by_kind(rendered, "Broker")
+    # the new `filters` dialect only, and only Tekton's event types
+    assert "filter" not in spec, "legacy attribute filter"
+    assert spec["filters"], "filters"
+    for expression in spec["filters"]:
+        (dialect,) = expression
+        assert dialect in ("prefix", "exact"), dialect
+        (attribute, value) = next(iter(expression[dialect].items()))
+        assert attribute == "type"
+        assert value.startswith(TEKTON_PREFIX), value
+    # delivered to this function's Service
+    ref = spec["subscriber"]["ref"]
+    assert (ref["apiVersion"], ref["kind"], ref["name"]) == ("serving.knative.dev/v1", "Service", name)
+    # retries with exponential backoff, then the dead-letter receiver
+    delivery = spec["delivery"]
+    assert delivery["retry"] >= 3
+    assert delivery["backoffPolicy"] == "exponential"
+    assert re.fullmatch(r"PT\d+(\.\d+)?S", delivery["backoffDelay"]), delivery["backoffDelay"]
+    sink = delivery["deadLetterSink"]["ref"]
+    assert (sink["apiVersion"], sink["kind"], sink["name"]) == (
+        "serving.knative.dev/v1",
+        "Service",
+        "deadletter",
+    )
+
+
+def test_the_dead_letter_receiver_has_no_trigger(rendered: list[Obj]) -> None:
+    subscribers = {t["spec"]["subscriber"]["ref"]["name"] for t in by_kind(rendered, "Trigger").values()}
+    assert "deadletter" not in subscribers, "it receives only what the Triggers give up on"
+    assert subscribers == set(INTEGRATIONS)
+
+
+def test_tekton_sink_patch_points_at_the_broker(rendered: list[Obj]) -> None:
+    (patch,) = load_yaml_objects(KNATIVE_DIR / "tekton" / "config-events.yaml")
+    assert (patch["kind"], patch["metadata"]["name"], patch["metadata"]["namespace"]) == (
+        "ConfigMap",
+        "config-events",
+        "tekton-pipelines",
+    )
+    (broker,) = by_kind(rendered, "Broker")
+    assert set(patch["data"]) == {"sink", "formats"}
+    assert patch["data"]["formats"] == "tektonv1"
+    # Knative's MTChannelBasedBroker address: broker-ingress/<namespace>/<broker>
+    assert patch["data"]["sink"] == (
+        f"http://broker-ingress.knative-eventing.svc.cluster.local/{NAMESPACE}/{broker}"
+    )
+
+
+def test_secret_templates_cover_every_mounted_secret(rendered: list[Obj]) -> None:
+    templates = by_kind(load_yaml_objects(*sorted((KNATIVE_DIR / "secrets").glob("*.yaml"))), "Secret")
+    mounted = {
+        v["secret"]["secretName"]
+        for s in by_kind(rendered, "Service").values()
+        for v in s["spec"]["template"]["spec"].get("volumes", [])
+        if "secret" in v
+    }
+    assert set(templates) == mounted
+    for name, secret in templates.items():
+        assert secret["metadata"]["namespace"] == NAMESPACE
+        assert "data" not in secret, f"{name}: templates carry placeholders in stringData only"
+        for key, value in secret["stringData"].items():
+            assert value.startswith("REPLACE-"), f"{name}/{key} looks like a real value"
+
+
+def test_an_overlay_can_rename_and_repoint_the_image(kubectl: str, tmp_path: Path) -> None:
+    # What a user does: an overlay with its own image and a name prefix. Every reference
+    # (subscriber, dead-letter sink, broker, service account, generated ConfigMaps) must follow.
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(KNATIVE_DIR, tmp_path)],  # must be relative
+                "namePrefix": "ti-",
+                "images": [
+                    {
+                        "name": IMAGE_PLACEHOLDER,
+                        "newName": "ghcr.io/acme/tekton-integrations",
+                        "digest": "sha256:" + "a" * 64,
+                    }
+                ],
+            }
+        )
+    )
+    objects = kustomize(kubectl, tmp_path)
+    services = by_kind(objects, "Service")
+    accounts = by_kind(objects, "ServiceAccount")
+    config_maps = by_kind(objects, "ConfigMap")
+    brokers = by_kind(objects, "Broker")
+    assert set(services) == {f"ti-{f}" for f in FUNCTIONS}
+    for service in services.values():
+        assert container(service)["image"] == "ghcr.io/acme/tekton-integrations@sha256:" + "a" * 64
+        spec = service["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] in accounts, ident(service)
+        for volume in spec["volumes"]:
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in config_maps, ident(service)
+    for trigger in by_kind(objects, "Trigger").values():
+        assert trigger["spec"]["broker"] in brokers, ident(trigger)
+        assert trigger["spec"]["subscriber"]["ref"]["name"] in services, ident(trigger)
+        assert trigger["spec"]["delivery"]["deadLetterSink"]["ref"]["name"] == "ti-deadletter"
+    for binding in by_kind(objects, "ClusterRoleBinding").values():
+        assert binding["subjects"][0]["name"] in accounts, ident(binding)
+        assert binding["roleRef"]["name"] in by_kind(objects, "ClusterRole")
+
+
+def test_the_documented_github_app_patch_applies(kubectl: str, tmp_path: Path) -> None:
+    # docs/deploy.md tells GitHub App users to add this patch to an overlay: it must apply, and
+    # its reference to the settings ConfigMap must follow the generated (hashed) name.
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, re.S)
+    (block,) = [b for b in blocks if "GITHUB_APP_PRIVATE_KEY_FILE" in b]
+    overlay = yaml.safe_load(block)
+    overlay["resources"] = [os.path.relpath(KNATIVE_DIR, tmp_path)]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    objects = kustomize(kubectl, tmp_path)
+    github = by_kind(objects, "Service")["github"]
+    env = env_of(github)
+    assert "GITHUB_TOKEN_FILE" not in env, "App mode: no token file to look for"
+    key_file = env["GITHUB_APP_PRIVATE_KEY_FILE"]["value"]
+    assert any(key_file.startswith(m["mountPath"]) for m in container(github)["volumeMounts"])
+    ref = env["GITHUB_APP_ID"]["valueFrom"]["configMapKeyRef"]
+    assert ref["name"] in by_kind(objects, "ConfigMap"), ref
+    assert "GITHUB_APP_ID" in (KNATIVE_DIR / "config" / "settings.env").read_text()
+
+
+def test_the_shipped_policy_and_its_example_load(rendered: list[Obj]) -> None:
+    # The functions refuse to start on a policy file they cannot load, so the file this tree
+    # mounts (and the example in its comments, once uncommented) must pass the real loader.
+    from common.policy import parse_policy
+
+    text = (KNATIVE_DIR / "config" / "policy.yaml").read_text()
+    config_maps = by_kind(rendered, "ConfigMap")
+    (policy_map,) = [m for n, m in config_maps.items() if n.startswith("tekton-integrations-policy")]
+    assert policy_map["data"] == {"policy.yaml": text}
+    shipped = parse_policy(text, "knative/config/policy.yaml")
+    assert not shipped.for_namespace("tenant-a").allows("github", "repositories", "acme/app")
+    example = "\n".join(
+        line[2:] if line.startswith("# ") else ""
+        for line in text.split("# Example:", 1)[1].splitlines()
+        if line.startswith("#")
+    )
+    loaded = parse_policy(example, "example in knative/config/policy.yaml")
+    assert loaded.for_namespace("tenant-a").allows("github", "repositories", "acme/app-web")
+    assert not loaded.for_namespace("tenant-a").allows("github", "repositories", "other/repo")
+
+
+@pytest.mark.parametrize("prefix", ["", "ti-"])
+def test_the_dead_letter_receiver_recognises_every_subscriber(
+    kubectl: str, tmp_path: Path, prefix: str
+) -> None:
+    # Knative puts the failing subscriber's address in `knativeerrordest`; the deadletter
+    # function maps it back to the integration whose record it updates. That must hold for
+    # every Trigger of this tree, also when an overlay renames the Services.
+    from functions.deadletter.main import failing_integration
+
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [os.path.relpath(KNATIVE_DIR, tmp_path)], "namePrefix": prefix})
+    )
+    for trigger in by_kind(kustomize(kubectl, tmp_path), "Trigger").values():
+        service = trigger["spec"]["subscriber"]["ref"]["name"]
+        address = f"http://{service}.{trigger['metadata']['namespace']}.svc.cluster.local"
+        assert failing_integration(address) == trigger["metadata"]["name"].removeprefix(prefix)
