@@ -25,3 +25,14 @@ def read_secret_file(path: str) -> str | None:
         return Path(path).read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
+
+
+def unmounted(*variables: str) -> str:
+    """`` (X_FILE names /p, which does not exist)`` for each ``*_FILE`` variable naming a missing
+    file, to append to a "not configured" message; empty when none does."""
+    missing = [
+        f"{name} names {path}, which does not exist"
+        for name in variables
+        if (path := os.environ.get(name)) and not Path(path).exists()
+    ]
+    return f" ({'; '.join(missing)})" if missing else ""

@@ -17,7 +17,7 @@ from github import Auth, Github, GithubIntegration
 from urllib3.util.retry import Retry
 
 from common import PermanentError
-from common.secrets import read_secret, read_secret_file
+from common.secrets import read_secret, read_secret_file, unmounted
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_TIMEOUT_SECONDS = 10
@@ -85,7 +85,8 @@ class GitHubClients:
             raise PermanentError(
                 "GitHubNotConfigured",
                 "the GitHub function has no credentials: set GITHUB_TOKEN(_FILE), or "
-                "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE",
+                "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE"
+                + unmounted("GITHUB_TOKEN_FILE", "GITHUB_APP_PRIVATE_KEY_FILE"),
             )
 
     def for_repo(self, owner: str, repo: str) -> Github:

@@ -24,7 +24,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
 from common import PermanentError
-from common.secrets import read_secret
+from common.secrets import read_secret, unmounted
 from functions.slack.errors import classify, unreachable
 from functions.slack.message import SlackMessage
 
@@ -108,7 +108,8 @@ class SlackBot:
             raise PermanentError(
                 "SlackNotConfigured",
                 "the Slack function has no credentials: set SLACK_BOT_TOKEN(_FILE), "
-                "or SLACK_WEBHOOK_URL_FILE for an incoming webhook",
+                "or SLACK_WEBHOOK_URL_FILE for an incoming webhook"
+                + unmounted("SLACK_BOT_TOKEN_FILE", "SLACK_WEBHOOK_URL_FILE"),
             )
         self.web = WebClient(
             token=settings.token,

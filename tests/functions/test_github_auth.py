@@ -86,4 +86,7 @@ def test_a_missing_secret_file_is_recorded_once_as_not_configured(
     client = function_client("github")
     answer = deliver(client, event)
     assert (answer.status_code, body(answer)["reason"]) == (200, "GitHubNotConfigured")
+    assert (
+        f"GITHUB_TOKEN_FILE names {tmp_path / 'not-mounted'}, which does not exist" in body(answer)["detail"]
+    )
     assert body(deliver(client, event))["outcome"] == "ignored"

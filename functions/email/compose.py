@@ -1,0 +1,119 @@
+"""The mail about one run state: headers, a text body and an HTML alternative.
+
+Pure. Every header value is built with ``email.message.EmailMessage`` under the ``SMTP`` policy,
+from validated addresses and from run facts with control characters removed, so nothing taken
+from a run can add a header. The Message-ID is derived from the run's UID and phase, so a mail
+re-sent after a crash carries the same id and mail systems that dedupe by id show it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Sequence
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate
+
+from common import Run
+from common.errors import clip
+from common.summary import TaskOutcome, format_duration, headline
+
+POLICY = SMTP.clone(max_line_length=998)
+"""RFC 5322's hard line limit: CPython folds a long ``[Tekton] ...`` subject right after the
+colon at the advisory 78, which some readers show with a leading space."""
+MAX_TASKS = 20
+"""Tasks listed at most; the rest are counted."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line: control characters (CR, LF, tabs) become single spaces."""
+    return clip(_CONTROL.sub(" ", text).strip(), limit)
+
+
+def subject(run: Run) -> str:
+    """``[Tekton] Failed: PipelineRun ci/build-and-test-run-q4m9z (build-and-test)``."""
+    return one_line(f"[Tekton] {headline(run)}: {run.kind} {run.namespace}/{run.name} ({run.definition})")
+
+
+def message_id(run: Run, sender: str) -> str:
+    digest = hashlib.sha256(f"{run.uid}/{run.phase.value}".encode()).hexdigest()[:32]
+    domain = sender.rpartition("@")[2].rstrip(">").strip() or "tekton-integrations.invalid"
+    return f"<tekton.{digest}@{domain}>"
+
+
+def compose(
+    run: Run,
+    *,
+    sender: str,
+    to: Sequence[str],
+    cc: Sequence[str],
+    link: str | None,
+    tasks: Sequence[TaskOutcome],
+) -> EmailMessage:
+    """The message for ``run``'s current state; addresses must already be validated."""
+    message = EmailMessage(policy=POLICY)
+    message["Subject"] = subject(run)
+    message["From"] = sender
+    message["To"] = [Address(addr_spec=address) for address in to]
+    if cc:
+        message["Cc"] = [Address(addr_spec=address) for address in cc]
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = message_id(run, sender)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    message["X-Tekton-Run"] = one_line(f"{run.kind} {run.namespace}/{run.name}")
+    lines = _facts(run, tasks, link)
+    message.set_content("\n".join(lines) + "\n")
+    message.add_alternative(_html(run, tasks, link), subtype="html")
+    return message
+
+
+def _title(run: Run) -> str:
+    duration = format_duration(run.duration_seconds)
+    return f"{run.kind} {run.namespace}/{run.name} ({run.definition}): {headline(run)}" + (
+        f" after {duration}" if duration else ""
+    )
+
+
+def _task_line(task: TaskOutcome) -> str:
+    where = f" (TaskRun {task.run_name})" if task.run_name else ""
+    why = f" - {one_line(task.message, 300)}" if task.message else ""
+    return f"{task.task}: {task.reason or 'Failed'}{why}{where}"
+
+
+def _facts(run: Run, tasks: Sequence[TaskOutcome], link: str | None) -> list[str]:
+    lines = [one_line(_title(run), 500)]
+    if run.condition and run.condition.message:
+        lines += ["", clip(run.condition.message, 2000)]
+    if tasks:
+        lines += ["", "Tasks that did not succeed:"]
+        lines += [f"  - {_task_line(task)}" for task in tasks[:MAX_TASKS]]
+        if len(tasks) > MAX_TASKS:
+            lines.append(f"  ... and {len(tasks) - MAX_TASKS} more")
+    lines.append("")
+    lines.append(
+        f"View the run: {link}"
+        if link
+        else f"kubectl -n {run.namespace} describe {run.kind.lower()} {run.name}"
+    )
+    return lines
+
+
+def _html(run: Run, tasks: Sequence[TaskOutcome], link: str | None) -> str:
+    esc = html.escape
+    parts = [f"<p><strong>{esc(one_line(_title(run), 500))}</strong></p>"]
+    if run.condition and run.condition.message:
+        parts.append(f"<p>{esc(clip(run.condition.message, 2000))}</p>")
+    if tasks:
+        items = "".join(f"<li>{esc(_task_line(task))}</li>" for task in tasks[:MAX_TASKS])
+        more = f"<li>... and {len(tasks) - MAX_TASKS} more</li>" if len(tasks) > MAX_TASKS else ""
+        parts.append(f"<p>Tasks that did not succeed:</p><ul>{items}{more}</ul>")
+    if link:
+        parts.append(f'<p><a href="{esc(link)}">View the run on the Tekton Dashboard</a></p>')
+    else:
+        command = f"kubectl -n {run.namespace} describe {run.kind.lower()} {run.name}"
+        parts.append(f"<p><code>{esc(command)}</code></p>")
+    return "<!DOCTYPE html><html><body>" + "".join(parts) + "</body></html>\n"
