@@ -25,6 +25,7 @@ from common import logs
 from common.config import ConfigT
 from common.errors import MalformedEventError, TemporaryError
 from common.events import CloudEventLike, parse_event
+from common.policy import load_policy
 from common.runclient import RunClient
 from common.runtime import Integration, Outcome, Processor
 from common.settings import RuntimeSettings
@@ -69,6 +70,7 @@ def serve(integration: Integration[ConfigT]) -> Callable[[CloudEventLike], None]
     """The functions-framework target for ``integration``: ``handle = serve(...)``."""
     logs.configure()
     _install_error_pages()
+    load_policy()  # a malformed policy stops startup; a missing one is logged once as a warning
     lazy = _LazyProcessor(integration)
 
     def handle(cloud_event: CloudEventLike) -> None:

@@ -31,6 +31,9 @@ API, for integrations:
   "domains")`` with the address's domain, ``("webhook", "hosts")`` with a host name.
 - ``NamespacePolicy.network(integration) -> NetworkPolicy`` for ``webhook`` and ``cloudevent``.
 
+Integrations rarely call ``require`` themselves: they list what a call targets in
+``Integration.destinations`` and the runtime checks each value before any claim or call.
+
 Matching: patterns are ``fnmatch`` globs (``*``, ``?``, ``[...]``), compared case-insensitively
 (GitHub and GitLab paths, Slack channels, domains and hosts are all case-insensitive services).
 An integration key absent from a namespace's entry means no restriction by name for that
@@ -262,7 +265,7 @@ class Policy:
     def for_namespace(self, namespace: str) -> NamespacePolicy:
         where = f"the policy file {self.path}"
         if self.document is None:
-            return NamespacePolicy(namespace, "allow-all", f"{where} (absent: everything is allowed)")
+            return NamespacePolicy(namespace, "allow-all", f"{where}, which does not exist yet")
         networks = self.document.cluster_service_networks
         if namespace in self.document.namespaces:
             rules = self.document.namespaces[namespace]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from common import samples
+from common.policy import PolicyError
 from common.runclient import MemoryRunClient
 from common.standins.github import GitHubStandIn
 from tests.conftest import Deliver, add_run, body, function_client
@@ -67,13 +68,20 @@ def test_the_policy_decides_which_repositories_a_namespace_may_report_to(  # noq
         assert body(answer)["reason"] == "TargetNotAllowed"
 
 
-def test_a_malformed_policy_answers_503_and_sends_nothing(
+def test_a_policy_broken_while_serving_answers_503_and_sends_nothing(
     kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, policy: Path
 ) -> None:
-    policy.write_text("namespaces: [not, a, mapping]\n")
+    client = function_client("github")
+    policy.write_text("namespaces: [not, a, mapping]\n")  # a ConfigMap update, seen without restart
     event = samples.load("pipelinerun-running")
     add_run(kube, event)
-    answer = deliver(function_client("github"), event)
+    answer = deliver(client, event)
     assert answer.status_code == 503
     assert "policy" in body(answer)["detail"]
     assert not github.calls
+
+
+def test_a_malformed_policy_stops_the_function_at_startup(policy: Path) -> None:
+    policy.write_text("namespaces: [not, a, mapping]\n")
+    with pytest.raises(PolicyError, match=str(policy)):
+        function_client("github")

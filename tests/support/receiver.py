@@ -11,10 +11,16 @@ import socket
 import ssl
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from types import TracebackType
 from typing import Any, Self
+
+import pytest
+
+IPAddress = IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 -- http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         receiver = self.server.receiver
@@ -72,9 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer.body)
 
-    do_GET = do_PUT = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -94,7 +98,7 @@ class Receiver:
         self._server = _Server((host, 0), self)
         self.host = host
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -142,3 +146,27 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def spy_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record the address of every outgoing TCP connection attempt in this process from now on."""
+    attempts: list[Any] = []
+    original = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        original(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts
+
+
+def fake_resolver(names: dict[str, list[str]]) -> Callable[[str, int], list[IPAddress]]:
+    """A stand-in for ``common.targets.resolve``: ``names`` answer, anything else fails like NXDOMAIN."""
+
+    def resolve(host: str, port: int) -> list[IPAddress]:
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [ip_address(address) for address in names[host]]
+
+    return resolve

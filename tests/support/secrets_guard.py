@@ -38,6 +38,13 @@ def _credentials_in_environment() -> Iterator[str]:
     for name, value in os.environ.items():
         if not CREDENTIAL_NAME.search(name):
             continue
+        if name.endswith("_DIR"):
+            for path in Path(value).glob("*"):
+                if path.is_file():
+                    text = path.read_text(encoding="utf-8", errors="replace").strip()
+                    if len(text) >= MIN_LENGTH:
+                        yield text
+            continue
         if name.endswith("_FILE"):
             try:
                 contents = Path(value).read_text(encoding="utf-8").strip()

@@ -1,0 +1,184 @@
+"""The tenancy policy: who may target what, how the file is read, and how a bad file is reported."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+
+from common.errors import TargetNotAllowedError, TemporaryError
+from common.policy import PolicyError, load_policy, parse_policy
+from tests.support.policies import use_policy
+
+REPO = Path(__file__).resolve().parents[2]
+
+POLICY = """
+default:
+  github: {repositories: ["acme/*"]}
+  slack: {channels: ["#ci-*", "C0123456"]}
+  email: {domains: ["example.com"]}
+  webhook: {hosts: ["hooks.example.com", "*.example.org"]}
+namespaces:
+  ci:
+    github: {repositories: ["acme/widgets", "Acme/Gadgets"]}
+    webhook: {hosts: ["hooks.example.com"], allowHttp: true, allowPrivateNetworks: ["10.20.0.0/16"],
+              allowClusterServices: true}
+  open: {}
+  locked:
+    github: {repositories: []}
+clusterServiceNetworks: ["10.96.0.0/12"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("namespace", "integration", "field", "value", "allowed"),
+    [
+        ("ci", "github", "repositories", "acme/widgets", True),
+        ("ci", "github", "repositories", "ACME/WIDGETS", True),  # GitHub names are case-insensitive
+        ("ci", "github", "repositories", "acme/gadgets", True),
+        ("ci", "github", "repositories", "acme/other", False),  # ci's entry replaces default
+        ("ci", "slack", "channels", "#anything", True),  # no slack key in ci: not restricted
+        ("team-a", "github", "repositories", "acme/other", True),  # default
+        ("team-a", "github", "repositories", "evil/widgets", False),
+        ("team-a", "slack", "channels", "#ci-builds", True),
+        ("team-a", "slack", "channels", "C0123456", True),
+        ("team-a", "slack", "channels", "#random", False),
+        ("team-a", "email", "domains", "Example.COM", True),
+        ("team-a", "email", "domains", "example.com.evil.net", False),
+        ("team-a", "webhook", "hosts", "a.b.example.org", True),
+        ("team-a", "webhook", "hosts", "example.org", False),
+        ("team-a", "webhook", "hosts", "hooks.example.com.", True),  # the same host, fully qualified
+        ("team-a", "gitlab", "projects", "any/project", True),  # absent from default: not restricted
+        ("open", "github", "repositories", "evil/widgets", True),
+        ("locked", "github", "repositories", "acme/widgets", False),  # an empty list allows nothing
+    ],
+)
+def test_allows_follows_the_namespace_entry_then_default(
+    namespace: str, integration: str, field: str, value: str, allowed: bool
+) -> None:
+    policy = parse_policy(POLICY, "/etc/policy.yaml").for_namespace(namespace)
+    assert policy.allows(integration, field, value) is allowed
+
+
+def test_without_a_default_unlisted_namespaces_may_target_nothing() -> None:
+    policy = parse_policy("namespaces: {ci: {}}", "/p.yaml")
+    assert policy.for_namespace("ci").allows("github", "repositories", "a/b")
+    stranger = policy.for_namespace("stranger")
+    assert not stranger.allows("github", "repositories", "a/b")
+    assert stranger.network("webhook").hosts == ()
+    with pytest.raises(TargetNotAllowedError) as refused:
+        stranger.require("slack", "channels", "#ci")
+    assert "stranger" in refused.value.message
+    assert "no default entry" in refused.value.message
+
+
+def test_an_empty_file_allows_nothing() -> None:
+    assert not parse_policy("", "/p.yaml").for_namespace("ci").allows("slack", "channels", "#ci")
+
+
+def test_a_refusal_names_the_namespace_the_value_and_where_the_policy_lives() -> None:
+    policy = parse_policy(POLICY, "/etc/tekton-integrations/policy/policy.yaml").for_namespace("ci")
+    with pytest.raises(TargetNotAllowedError) as refused:
+        policy.require("github", "repositories", "acme/secret-repo")
+    error = refused.value
+    assert error.reason == "TargetNotAllowed"
+    assert 'namespace "ci"' in error.message
+    assert "'acme/secret-repo'" in error.message
+    assert "namespaces.ci of the policy file /etc/tekton-integrations/policy/policy.yaml" in error.message
+    assert "github.repositories (acme/widgets, acme/gadgets)" in error.message
+
+
+def test_network_settings_come_from_the_entry_and_the_cluster() -> None:
+    policy = parse_policy(POLICY, "/p.yaml")
+    ci = policy.for_namespace("ci").network("webhook")
+    assert ci.allow_http
+    assert ci.allow_cluster_services
+    assert ci.allowed_networks == (ip_network("10.20.0.0/16"),)
+    assert ci.cluster_service_networks == (ip_network("10.96.0.0/12"),)
+    assert ci.allows_host("HOOKS.example.com")
+    assert not ci.allows_host("x.example.org")
+    other = policy.for_namespace("team-a").network("cloudevent")  # no cloudevent key: safe defaults
+    assert (other.hosts, other.allow_http, other.allowed_networks) == (None, False, ())
+    assert other.cluster_service_networks == (ip_network("10.96.0.0/12"),)
+
+
+def test_unknown_fields_are_a_programming_error() -> None:
+    policy = parse_policy(POLICY).for_namespace("ci")
+    with pytest.raises(ValueError, match=r"github\.repos"):
+        policy.allows("github", "repos", "a/b")
+    with pytest.raises(ValueError, match="not a URL-based integration"):
+        policy.network("github")
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("default: {github: {repositorys: ['a/*']}}", "default.github.repositorys: unknown key"),
+        ("default: {webhook: {allowHttp: 'yes please'}}", "default.webhook.allowHttp"),
+        ("namespaces: {ci: {webhook: {allowPrivateNetworks: ['10.0.0.1/8']}}}", "not a network in CIDR"),
+        ("clusterServiceNetworks: ['ten']", "clusterServiceNetworks.0"),
+        ("namespaces: {ci: }", "namespaces.ci"),
+        ("default: {slack: {channels: '#ci'}}", "default.slack.channels"),
+        ("- a list", "must hold a mapping"),
+        ("default: {github: [unclosed", "not valid YAML"),
+        ("tenants: {}", "tenants: unknown key"),
+    ],
+)
+def test_a_malformed_file_is_reported_with_its_path_and_the_problem(text: str, complaint: str) -> None:
+    with pytest.raises(PolicyError) as bad:
+        parse_policy(text, "/etc/policy.yaml")
+    assert isinstance(bad.value, TemporaryError), "nothing may be sent, and the event is redelivered"
+    assert bad.value.reason == "PolicyInvalid"
+    assert "/etc/policy.yaml" in bad.value.message
+    assert complaint in bad.value.message
+
+
+def test_a_missing_file_allows_everything_and_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TI_POLICY_FILE", str(tmp_path / "absent.yaml"))
+    with caplog.at_level(logging.WARNING, logger="common.policy"):
+        for _ in range(3):
+            policy = load_policy().for_namespace("anyone")
+    assert policy.allows("github", "repositories", "any/repo")
+    network = policy.network("webhook")
+    assert network.hosts is None
+    assert not network.allow_http, "address safety still applies"
+    assert not network.allowed_networks
+    warnings = [r for r in caplog.records if r.name == "common.policy"]
+    assert len(warnings) == 1
+    assert str(tmp_path / "absent.yaml") in warnings[0].getMessage()
+
+
+def test_the_file_is_read_once_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = use_policy(monkeypatch, tmp_path, {"default": {"github": {"repositories": ["acme/*"]}}})
+    first = load_policy()
+    assert load_policy() is first
+    path.write_text("default: {github: {repositories: ['other/*', 'more/*']}}", encoding="utf-8")
+    os.utime(path, ns=(1, 1))  # a different mtime even on coarse clocks
+    changed = load_policy().for_namespace("ci")
+    assert changed.allows("github", "repositories", "other/x")
+    assert not changed.allows("github", "repositories", "acme/x")
+
+
+def test_a_file_broken_later_raises_at_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = use_policy(monkeypatch, tmp_path, {"default": {}})
+    load_policy()
+    path.write_text("default: {webhook: {hosts: [}", encoding="utf-8")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy()
+
+
+def test_the_example_in_docs_policy_md_is_valid() -> None:
+    text = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    assert blocks, "docs/policy.md lost its YAML example"
+    policy = parse_policy(blocks[0], "docs/policy.md")
+    assert policy.document is not None
+    assert policy.document.namespaces
