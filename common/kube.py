@@ -50,6 +50,11 @@ class KubeRunClient:
         self._core = client.CoreV1Api(api_client)
         self._version = version
 
+    @property
+    def server(self) -> str:
+        """The API server's URL, for messages."""
+        return str(self._core.api_client.configuration.host)
+
     def get(self, ref: RunRef) -> dict[str, Any]:
         with _translated(ref):
             return cast(

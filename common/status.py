@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 ConditionStatus = Literal["True", "False", "Unknown"]
 MAX_MESSAGE = 512
 """Longest condition message stored: runs stay far below the 256 KiB annotation limit."""
+REDELIVERABLE_REASONS = frozenset({"DeliveryFailed"})
+"""Final conditions that a later delivery of the same state may still repair: the dead-letter
+receiver's record says the service was never told, not that it refused."""
 CLAIM_TTL = timedelta(seconds=120)
 """How long a claim protects an in-flight side effect before another delivery may take over."""
 
@@ -85,7 +88,11 @@ class IntegrationStatus(_Model):
 
     def is_done_for(self, state: RunState) -> bool:
         """True when this record already answers ``state`` with a final condition."""
-        return self.run_state == state and self.condition.status != "Unknown"
+        return (
+            self.run_state == state
+            and self.condition.status != "Unknown"
+            and self.condition.reason not in REDELIVERABLE_REASONS
+        )
 
     def to_json(self) -> str:
         return json.dumps(

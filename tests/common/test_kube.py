@@ -38,7 +38,7 @@ def api_error(status: int, message: str = "") -> ApiException:
         (api_error(403, "forbidden"), TemporaryError),
         (api_error(422, "metadata.annotations: Too long"), PermanentError),
         (
-            urllib3.exceptions.MaxRetryError(None, "/", reason=ConnectionRefusedError()),
+            urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()),
             KubernetesUnavailableError,
         ),
         (ConnectionRefusedError(), KubernetesUnavailableError),

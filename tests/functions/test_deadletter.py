@@ -55,3 +55,18 @@ def test_a_dead_letter_without_a_known_destination_is_refused(
         answer = deliver(function_client("deadletter"), dead_letter("pipelinerun-running", destination))
         assert answer.status_code == 400
         assert "knativeerrordest" in body(answer)["detail"]
+
+
+def test_a_redelivery_after_a_dead_letter_reports_the_state(
+    kube: MemoryRunClient, deliver: Deliver, github: GitHubStandIn
+) -> None:
+    """``resync`` (or any later delivery) repairs what the dead-letter receiver recorded."""
+    event = dead_letter("pipelinerun-running", "http://github.tekton-integrations.svc.cluster.local")
+    ref = add_run(kube, event)
+    deliver(function_client("deadletter"), event)
+    assert (
+        body(deliver(function_client("github"), samples.load("pipelinerun-running")))["outcome"] == "reported"
+    )
+    record = json.loads(kube.runs[ref]["metadata"]["annotations"]["github.integrations.tekton.dev/status"])
+    assert record["conditions"][0]["status"] == "True"
+    assert len(github.check_runs) == 1

@@ -1,0 +1,62 @@
+"""The CLI's exit codes and the one place where errors become a message and a code.
+
+Exit codes (docs/cli.md):
+
+- 0: done; for ``status``, at least one run matched;
+- 1: an error not listed below (a function answered non-2xx to ``send``, ``resync`` left work undone);
+- 2: bad usage (argparse);
+- 3: ``status`` matched no run: an answer, not an error (for a commit, no build was started);
+- 4: the run named on the command line does not exist;
+- 5: no cluster: no kubeconfig, unknown context, or the API server cannot be reached;
+- 6: no permission: the API server answered 401 or 403.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from common.errors import IntegrationError, KubernetesUnavailableError, RunNotFoundError
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NO_MATCH = 3
+    RUN_NOT_FOUND = 4
+    NO_CLUSTER = 5
+    FORBIDDEN = 6
+
+
+class CliError(Exception):
+    """An error to print (``error: <message>``, then ``hint``) before exiting with ``code``."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.ERROR, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.hint = hint
+
+
+def as_cli_error(error: Exception) -> CliError | None:
+    """The ``CliError`` for an exception from the runtime's Kubernetes layer, else ``None``."""
+    if isinstance(error, CliError):
+        return error
+    if isinstance(error, RunNotFoundError):
+        return CliError(str(error), ExitCode.RUN_NOT_FOUND)
+    if isinstance(error, KubernetesUnavailableError):
+        return CliError(
+            f"cannot reach Kubernetes: {error.message}",
+            ExitCode.NO_CLUSTER,
+            "check KUBECONFIG and --context (`kubectl config current-context`), and that the cluster is up",
+        )
+    if isinstance(error, IntegrationError) and error.reason == "KubernetesForbidden":
+        return CliError(
+            error.message,
+            ExitCode.FORBIDDEN,
+            "this command needs get/list on pipelineruns and taskruns (tekton.dev) and list on events; "
+            "check with `kubectl auth can-i list pipelineruns -n NAMESPACE`",
+        )
+    if isinstance(error, IntegrationError):
+        return CliError(f"{error.reason}: {error.message}", ExitCode.ERROR)
+    return None
