@@ -1,4 +1,5 @@
-"""knative/resync/resync-cronjob.yaml runs a command this CLI accepts, for every integration, with list-only RBAC."""
+"""knative/resync/resync-cronjob.yaml runs a command this CLI accepts, for every integration,
+with list-only RBAC."""
 
 from __future__ import annotations
 
