@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from cloudevents.http import CloudEvent
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common import samples
 from common.errors import MalformedEventError
@@ -109,3 +111,43 @@ def test_malformed_events_say_what_is_wrong(edit: Any, complaint: str) -> None:
     edit(sample)
     with pytest.raises(MalformedEventError, match=complaint):
         parse_event(as_cloud_event(sample))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+METADATA_KEYS = ["namespace", "name", "uid", "generation", "resourceVersion", "labels", "annotations"]
+STATUS_KEYS = ["conditions", "startTime", "completionTime", "results", "pipelineResults"]
+
+
+@given(
+    kind=st.sampled_from(["pipelinerun", "taskrun", "customrun", "run", ""]),
+    phase=st.sampled_from(["queued", "started", "running", "unknown", "successful", "failed", "done"]),
+    metadata=st.dictionaries(st.sampled_from(METADATA_KEYS), json_values, max_size=7),
+    status=st.dictionaries(st.sampled_from(STATUS_KEYS), json_values, max_size=5) | json_values,
+    wrap=st.booleans(),
+)
+def test_any_event_parses_or_is_refused_with_a_reason(
+    kind: str, phase: str, metadata: dict[str, Any], status: Any, wrap: bool
+) -> None:
+    body_key = {"pipelinerun": "pipelineRun", "taskrun": "taskRun", "customrun": "customRun"}.get(kind, kind)
+    obj = {"metadata": metadata, "status": status}
+    event = CloudEvent(
+        {"type": f"dev.tekton.event.{kind}.{phase}.v1", "source": "/x", "id": "1"},
+        {body_key: obj} if wrap else obj,
+    )
+    try:
+        parsed = parse_event(event)
+    except MalformedEventError as e:
+        reason = str(e)
+    else:
+        reason = ""
+    if reason:
+        return
+    assert parsed.run.namespace == metadata["namespace"]
+    assert parsed.run.uid == metadata["uid"]
+    assert parsed.run.phase in RunPhase
