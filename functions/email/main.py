@@ -14,7 +14,6 @@ from pydantic import AfterValidator, Field
 
 from common import CommaList, Context, Integration, IntegrationConfig, Report, RunPhase, serve
 from common.config import STATE_NAMES, RunStates
-from common.policy import load_policy
 from common.summary import unsuccessful_tasks
 from functions.email.addresses import domain, recipients
 from functions.email.compose import compose
@@ -84,4 +83,3 @@ integration = Integration(
     destinations=_domains,
 )
 handle = serve(integration)
-load_policy()  # at startup: a malformed policy file fails here, a missing one is logged once

@@ -13,7 +13,6 @@ from pydantic import AliasChoices, Field, StringConstraints
 from requests.exceptions import RequestException
 
 from common import Context, Integration, IntegrationConfig, Report, serve
-from common.policy import load_policy
 from functions.gitlab.client import GitLabSettings, post_status
 from functions.gitlab.errors import (
     RedirectRefusedError,
@@ -73,4 +72,3 @@ integration = Integration(
     destinations=lambda ctx: [ctx.config.project],  # the namespace policy's gitlab.projects
 )
 handle = serve(integration)
-load_policy()  # at startup: a malformed policy file fails here, a missing one is logged once
