@@ -27,7 +27,7 @@ from common.errors import MalformedEventError, TemporaryError
 from common.events import CloudEventLike, parse_event
 from common.policy import load_policy
 from common.runclient import RunClient
-from common.runtime import Integration, Outcome, Processor
+from common.runtime import Integration, Outcome, Processor, screen
 from common.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,16 @@ def serve(integration: Integration[ConfigT]) -> Callable[[CloudEventLike], None]
                 extra=logs.fields(integration=integration.name, outcome="malformed"),
             )
             _answer(400, {"error": "malformed event", "detail": str(e)})
-        try:
-            processor = lazy.get()
-        except TemporaryError as e:
-            outcome = Outcome("retry", e.message, e.reason, e.retry_after)
+        screened = screen(integration, event)  # ignored without a client: build none
+        if screened is not None:
+            outcome = screened
         else:
-            outcome = processor.process(event)
+            try:
+                processor = lazy.get()
+            except TemporaryError as e:
+                outcome = Outcome("retry", e.message, e.reason, e.retry_after)
+            else:
+                outcome = processor.process(event)
         run = event.run
         level = logging.INFO if outcome.kind in ("reported", "ignored") else logging.WARNING
         log.log(

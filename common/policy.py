@@ -53,7 +53,6 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from common.errors import TargetNotAllowedError, TemporaryError, clip
@@ -277,6 +276,8 @@ class Policy:
 
 def parse_policy(text: str, path: str = "<policy>") -> Policy:
     """Validate the YAML ``text`` of a policy file; raise ``PolicyError`` naming what is wrong."""
+    import yaml  # noqa: PLC0415 -- only when a policy file exists
+
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -17,10 +17,11 @@ Every path ends in an ``Outcome``; nothing raises out of ``Processor.process``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Generic, Literal
+from typing import Any, Generic, Literal
 
 from common.config import ConfigT, load_config, opted_in
 from common.errors import (
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_DECISIONS = 4
 """Conditional writes lost in a row before the event is handed back for redelivery."""
+MAX_UNWRITTEN = 1000
+"""Records kept in memory after a side effect whose record could not be written."""
 MAX_CHILDREN = 50
 """Child TaskRuns read at most for a summary of failed tasks."""
 BUSY_RETRY_AFTER = 2.0
@@ -138,6 +141,16 @@ class Outcome:
         return 429 if self.retry_after else 503
 
 
+def screen(integration: Integration[Any], event: RunEvent) -> Outcome | None:
+    """Why the event is ignored without any API call (not opted in, a child TaskRun), else ``None``."""
+    run = event.run
+    if not opted_in(integration.name, run.annotations):
+        return Outcome("ignored", f"the run has no {integration.name}.integrations.tekton.dev annotations")
+    if run.parent_pipelinerun and not integration.reports_child_taskruns:
+        return Outcome("ignored", f"child of PipelineRun {run.parent_pipelinerun}, which is reported instead")
+    return None
+
+
 class Processor(Generic[ConfigT]):
     """Runs one integration against events, with one run client and one set of settings."""
 
@@ -153,18 +166,18 @@ class Processor(Generic[ConfigT]):
         self.settings = settings
         self.clock = clock
         self.store = StatusStore(client, integration.name)
+        self._unwritten: dict[tuple[str, str, str], IntegrationStatus] = {}
+        """Records of claimed side effects whose write failed, by run UID and state: the next
+        delivery of that state here writes them, instead of waiting out the claim and repeating
+        the side effect without the ids it returned."""
+        self._unwritten_lock = threading.Lock()
 
     def process(self, event: RunEvent) -> Outcome:
         """Handle one event; never raises."""
         run = event.run
-        name = self.integration.name
-        if not opted_in(name, run.annotations):
-            return Outcome("ignored", f"the run has no {name}.integrations.tekton.dev annotations")
-        if run.parent_pipelinerun and not self.integration.reports_child_taskruns:
-            return Outcome(
-                "ignored",
-                f"child of PipelineRun {run.parent_pipelinerun}, which is reported instead",
-            )
+        screened = screen(self.integration, event)
+        if screened is not None:
+            return screened
         try:
             for _ in range(MAX_DECISIONS):
                 try:
@@ -190,6 +203,12 @@ class Processor(Generic[ConfigT]):
             return Outcome("ignored", "the run no longer carries this integration's annotations")
         record = self.store.read(live)
         state = RunState.of(live)
+        unwritten = self._take_unwritten(live, record, state)
+        if unwritten is not None:  # the side effect happened; only its record is missing
+            done = unwritten.condition
+            return self._record(
+                live, live, record, done.status, done.reason, done.message, unwritten.annotations
+            )
         skip = self._skip_reason(record, state)
         if skip is not None:
             return skip
@@ -254,11 +273,10 @@ class Processor(Generic[ConfigT]):
         if record.is_done_for(state):
             return Outcome("ignored", "duplicate: this state is already reported", record=record)
         if record.claim is not None and record.claim.is_fresh(self.clock()):
-            if record.claim.state == state:
-                return Outcome("ignored", "another delivery is reporting this state")
-            return Outcome(
-                "retry", "another delivery is reporting an earlier state", "Busy", BUSY_RETRY_AFTER
-            )
+            # Asked again later rather than ignored: if the claimant fails before recording,
+            # this delivery is what still reports the state (once the claim is recorded or stale).
+            which = "this" if record.claim.state == state else "an earlier"
+            return Outcome("retry", f"another delivery is reporting {which} state", "Busy", BUSY_RETRY_AFTER)
         return None
 
     def _act(self, ctx: Context[ConfigT], acted_on: Run, record: IntegrationStatus | None) -> Outcome:
@@ -314,6 +332,9 @@ class Processor(Generic[ConfigT]):
             )
             try:
                 self.store.write(target, record)
+            except TemporaryError:
+                self._keep_unwritten(target, previous, record)
+                raise
             except ConflictError:
                 target = self.store.load(ref_of(target))
                 fresh = self.store.read(target)
@@ -329,7 +350,27 @@ class Processor(Generic[ConfigT]):
                     f"{self.integration.name}: {reason}: {message}",
                 )
             return Outcome(kind, message, reason, record=record)
+        self._keep_unwritten(target, previous, record)
         raise TemporaryError("ConflictRetriesExhausted", "the run kept changing while being recorded")
+
+    def _keep_unwritten(
+        self, run: Run, previous: IntegrationStatus | None, record: IntegrationStatus
+    ) -> None:
+        """Remember a record that follows a claim: the claim stays on the run until it is written."""
+        if previous is None or previous.claim is None:
+            return
+        with self._unwritten_lock:
+            if len(self._unwritten) >= MAX_UNWRITTEN:
+                self._unwritten.pop(next(iter(self._unwritten)))
+            self._unwritten[(run.uid, record.run_state.status, record.run_state.reason)] = record
+
+    def _take_unwritten(
+        self, run: Run, record: IntegrationStatus | None, state: RunState
+    ) -> IntegrationStatus | None:
+        if record is None or record.claim is None or record.claim.state != state:
+            return None
+        with self._unwritten_lock:
+            return self._unwritten.pop((run.uid, state.status, state.reason), None)
 
 
 _OUTCOME_OF: Mapping[ConditionStatus, OutcomeKind] = {

@@ -855,6 +855,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
     protocol_version = "HTTP/1.1"
     server_version = "GitHubStandIn/1"
     # An idle keep-alive connection frees its thread after this many seconds.

@@ -211,6 +211,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
     protocol_version = "HTTP/1.1"
     timeout = 30
 

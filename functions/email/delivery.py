@@ -129,8 +129,11 @@ def classify(error: Exception, relay: str) -> IntegrationError:
         return PermanentError(
             "SMTPCertificateRejected", f"{relay}: {error.verify_message}; set SMTP_CA_FILE for a private CA"
         )
-    if isinstance(error, TimeoutError):
-        return TemporaryError("SMTPTimeout", f"{relay} did not answer within {TIMEOUT_SECONDS:.0f}s")
+    if isinstance(error, TimeoutError) or (
+        # smtplib turns a reply that does not come in time into "Connection unexpectedly closed"
+        isinstance(error, smtplib.SMTPServerDisconnected) and isinstance(error.__context__, TimeoutError)
+    ):
+        return TemporaryError("SMTPTimeout", f"{relay} did not answer within {TIMEOUT_SECONDS:g}s")
     if isinstance(error, OSError):  # includes smtplib.SMTPServerDisconnected, ssl.SSLError, DNS errors
         return TemporaryError("SMTPUnreachable", f"could not deliver through {relay}: {type(error).__name__}")
     raise error

@@ -54,11 +54,22 @@ class GitHubSettings:
         key_file = os.environ.get("GITHUB_APP_PRIVATE_KEY_FILE")
         return cls(
             api_url=(os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
-            timeout=int(os.environ.get("GITHUB_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
+            timeout=_timeout(os.environ.get("GITHUB_TIMEOUT_SECONDS")),
             token=read_secret("GITHUB_TOKEN"),
             app_id=os.environ.get("GITHUB_APP_ID") or None,
             app_private_key=read_secret_file(key_file) if key_file else None,
         )
+
+
+def _timeout(value: str | None) -> int:
+    """Whole seconds (PyGithub's unit), 1 to 60; anything else is a configuration error."""
+    if not value:
+        return DEFAULT_TIMEOUT_SECONDS
+    if not value.isdigit() or not 1 <= int(value) <= 60:
+        raise PermanentError(
+            "GitHubNotConfigured", f"GITHUB_TIMEOUT_SECONDS must be whole seconds from 1 to 60, not {value!r}"
+        )
+    return int(value)
 
 
 class GitHubClients:

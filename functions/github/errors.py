@@ -36,7 +36,9 @@ def classify(error: Exception, what: str) -> IntegrationError:
                 retry_after,
             )
         if status >= 500:
-            return TemporaryError("GitHubUnavailable", f"GitHub answered {status} to {what}: {detail}")
+            return TemporaryError(
+                "GitHubUnavailable", f"GitHub answered {status} to {what}: {detail}", _retry_after(headers)
+            )
         reason, hint = _PERMANENT_HINTS.get(status, ("GitHubRejected", "GitHub refused the request"))
         return PermanentError(reason, f"{what}: {status} {hint}" + (f" ({detail})" if detail else ""))
     if isinstance(error, requests.exceptions.Timeout):
@@ -71,8 +73,19 @@ def _rate_limit_wait(headers: Mapping[str, str], error: GithubException) -> floa
     )
     if not limited:
         return None
+    if (wait := _retry_after(headers)) is not None:
+        return wait
+    # GitHub's advice: wait for the reset only when no requests are left (a primary limit);
+    # otherwise (a secondary limit without Retry-After) wait at least a minute. The reset time is
+    # sent on every answer, so using it for a secondary limit would wait up to an hour for nothing.
+    reset = headers.get("x-ratelimit-reset", "")
+    if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        return min(MAX_RETRY_AFTER, max(1.0, float(reset) - time.time()))
+    return 60.0
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds, within [1, ``MAX_RETRY_AFTER``]; ``None`` when absent."""
     if (value := headers.get("retry-after", "")).isdigit():
         return min(MAX_RETRY_AFTER, max(1.0, float(value)))
-    if (reset := headers.get("x-ratelimit-reset", "")).isdigit():
-        return min(MAX_RETRY_AFTER, max(1.0, float(reset) - time.time()))
-    return 60.0  # GitHub's advice for a secondary limit without Retry-After
+    return None

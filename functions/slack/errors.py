@@ -19,6 +19,9 @@ DEFAULT_RETRY_AFTER = 30.0
 """Wait passed on when Slack rate-limits without saying for how long."""
 CHANNEL_ANNOTATION = "slack.integrations.tekton.dev/channel"
 
+RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
+"""``ratelimited`` comes with HTTP 429; ``rate_limited`` (the app posted too many messages) is
+documented for ``chat.postMessage`` as an ``ok: false`` answer."""
 TRANSIENT = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
 )
@@ -45,7 +48,7 @@ def classify(
     """The runtime error for Slack answering ``status``/``code`` to ``what`` (e.g. ``post to #ci``)."""
     code = clip(code or f"HTTP {status}", 100)
     retry_after = _retry_after(headers)
-    if status == 429 or code == "ratelimited":
+    if status == 429 or code in RATE_LIMITED:
         wait = retry_after or DEFAULT_RETRY_AFTER
         return TemporaryError("SlackRateLimited", f"Slack rate-limited {what}; retry in {wait:.0f}s", wait)
     if status >= 500 or code in TRANSIENT:

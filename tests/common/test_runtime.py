@@ -216,7 +216,10 @@ def test_ten_concurrent_deliveries_with_a_claim_make_one_side_effect(
         thread.join()
     assert service.calls == ["running"]
     assert sorted(o.kind for o in outcomes).count("reported") == 1
-    assert all(o.http_status == 200 for o in outcomes)
+    assert all(o.http_status == 200 or (o.http_status, o.reason) == (429, "Busy") for o in outcomes)
+    assert [p.process(event(running)).kind for o in outcomes if o.kind == "retry"] == [
+        "ignored" for o in outcomes if o.kind == "retry"
+    ], "a delivery asked to come back finds the state reported"
 
 
 def test_a_claim_for_an_earlier_state_asks_for_redelivery(kube: MemoryRunClient, service: Recorder) -> None:

@@ -90,3 +90,20 @@ def test_a_missing_secret_file_is_recorded_once_as_not_configured(
         f"GITHUB_TOKEN_FILE names {tmp_path / 'not-mounted'}, which does not exist" in body(answer)["detail"]
     )
     assert body(deliver(client, event))["outcome"] == "ignored"
+
+
+@pytest.mark.parametrize("value", ["0.5", "0", "3600", "soon"])
+def test_a_bad_timeout_setting_is_recorded_as_not_configured(
+    kube: MemoryRunClient,
+    github: GitHubStandIn,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    monkeypatch.setenv("GITHUB_TIMEOUT_SECONDS", value)
+    event = samples.load("pipelinerun-running")
+    add_run(kube, event)
+    answer = deliver(function_client("github"), event)
+    assert (answer.status_code, body(answer)["reason"]) == (200, "GitHubNotConfigured")
+    assert "GITHUB_TIMEOUT_SECONDS" in body(answer)["detail"]
+    assert not github.calls

@@ -162,10 +162,16 @@ def test_ten_concurrent_deliveries_of_one_event_post_once(kube: MemoryRunClient,
     for thread in threads:
         thread.join()
 
-    assert [answer.status_code for answer in answers] == [200] * 10
+    # One delivery posts; the others either find the state reported (200) or find the claim
+    # in flight and are asked to come back (429 Busy), which the sender's redelivery settles.
+    assert sorted(outcome(answer) for answer in answers).count("reported") == 1
+    busy = [answer for answer in answers if answer.status_code == 429]
+    assert all(answer.headers["Retry-After"] == "2" for answer in busy)
+    assert all(answer.status_code in (200, 429) for answer in answers)
+    redelivered = [app.test_client().post("/", headers=headers, data=body) for _ in busy]
+    assert all(outcome(answer) == "ignored" for answer in redelivered)
     assert len(slack.calls_to(POST)) == 1
     assert len(slack.messages) == 1
-    assert sorted(outcome(answer) for answer in answers if answer.json) == ["ignored"] * 9 + ["reported"]
     assert record(kube, ref)["annotations"]["ts"] == next(iter(slack.messages))
 
 
