@@ -1,0 +1,436 @@
+"""CPU per handled event (Python side) and Kubernetes API calls per event, in-process.
+
+The GitHub function is loaded as functions-framework loads it (``create_app(...).test_client()``),
+with the GitHub stand-in on loopback and either the in-memory run store or realkube behind a
+``MeteredClient``. Only the handling thread's CPU is counted (``time.thread_time``): the stand-in
+and the API server answer from other threads or processes. With the in-memory store, the CPU the
+store itself spends (deep copies standing in for an API server) is left out, so both backends
+measure the function's own work; with realkube, the Kubernetes client's (de)serialisation is the
+function's work and counts. The hello-world goes through the same test client for comparison.
+
+Event kinds: the first event of a run (creates the check run), a later state (edits it), a
+duplicate (already recorded: no call), and an ignored run (no annotations: no API call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import functions_framework
+from flask.testing import FlaskClient
+
+from benchmarks import workload
+from benchmarks.paths import BENCH_TOKEN, HELLO, REPO, function_source
+from benchmarks.realkube import Cluster, addressed
+from benchmarks.workload import Request
+from common import samples
+from common.http import use_run_client
+from common.runclient import MemoryRunClient, RunClient, RunRef
+from common.standins.github import GitHubStandIn
+
+FIRST = "first event of a run (creates the check run)"
+LATER = "later state (edits the check run)"
+DUPLICATE = "duplicate (already recorded)"
+IGNORED = "ignored run (no annotations)"
+KINDS = (FIRST, LATER, DUPLICATE, IGNORED)
+
+
+class MeteredClient:
+    """A ``RunClient`` that counts requests and the calling thread's CPU spent inside ``inner``."""
+
+    def __init__(self, inner: RunClient) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+        self.cpu = 0.0
+
+    def _metered(self, verb: str, call: Callable[[], Any]) -> Any:
+        self.calls.append(verb)
+        began = time.thread_time()
+        try:
+            return call()
+        finally:
+            self.cpu += time.thread_time() - began
+
+    def get(self, ref: RunRef) -> dict[str, Any]:
+        result: dict[str, Any] = self._metered("get", lambda: self.inner.get(ref))
+        return result
+
+    def patch(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._metered("patch", lambda: self.inner.patch(ref, patch))
+        return result
+
+    def patch_status(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._metered("patch_status", lambda: self.inner.patch_status(ref, patch))
+        return result
+
+    def record_event(self, ref: RunRef, uid: str, reason: str, message: str) -> None:
+        self._metered("record_event", lambda: self.inner.record_event(ref, uid, reason, message))
+
+
+class ReportMeter:
+    """Wraps an integration's ``report`` to add up the calling thread's CPU spent inside it."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+
+    def wrap(self, report: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def timed(ctx: Any) -> Any:
+            began = time.thread_time()
+            try:
+                return report(ctx)
+            finally:
+                self.cpu += time.thread_time() - began
+
+        return timed
+
+
+class Backend(Protocol):
+    """Where the runs live: creates run ``i`` and moves it on, and hands out its events."""
+
+    name: str
+    counts_client_cpu: bool
+    """Whether the client's CPU is the function's (a real Kubernetes client) or a test double's."""
+
+    @property
+    def client(self) -> RunClient: ...
+
+    def create(self, index: int) -> Request: ...
+
+    def advance(self, index: int) -> Request: ...
+
+
+class MemoryBackend:
+    name = "in-memory store"
+    counts_client_cpu = False
+
+    def __init__(self) -> None:
+        self.store = MemoryRunClient()
+        self._refs: dict[int, RunRef] = {}
+
+    @property
+    def client(self) -> RunClient:
+        return self.store
+
+    def create(self, index: int) -> Request:
+        event = workload.run_event(workload.RUNNING, index)
+        kind, obj = samples.run_object(event)
+        self._refs[index] = self.store.add(kind, obj)
+        return workload.request_of(event)
+
+    def advance(self, index: int) -> Request:
+        workload.advance(self.store, self._refs[index], workload.SUCCESSFUL, index)
+        return workload.request_of(workload.run_event(workload.SUCCESSFUL, index))
+
+
+class RealkubeBackend:
+    name = "realkube (kubernetes client)"
+    counts_client_cpu = True
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        from common import kube  # noqa: PLC0415 -- only this backend needs the Kubernetes client
+
+        self.cluster = cluster
+        self.namespace = namespace
+        with _environment({"KUBECONFIG": str(cluster.kubeconfig)}):
+            self._client = kube.connect()
+
+    @property
+    def client(self) -> RunClient:
+        return self._client
+
+    def create(self, index: int) -> Request:
+        event = workload.run_event(workload.RUNNING, index, namespace=self.namespace)
+        return workload.request_of(addressed(event, self.cluster.create_run(self.namespace, event)))
+
+    def advance(self, index: int) -> Request:
+        event = workload.run_event(workload.SUCCESSFUL, index, namespace=self.namespace)
+        return workload.request_of(addressed(event, self.cluster.advance(self.namespace, event)))
+
+
+@dataclass
+class KindResult:
+    cpu_ms: list[float] = field(default_factory=list)
+    """The handling thread's CPU per event, without a test double's."""
+    kube_ms: list[float] = field(default_factory=list)
+    """Of which inside the Kubernetes client (0 for the in-memory store, whose CPU is left out)."""
+    report_ms: list[float] = field(default_factory=list)
+    """Of which inside the integration's ``report`` (PyGithub, requests, presentation)."""
+    kube_calls: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    github_calls: Counter[int] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class CpuResult:
+    backend: str
+    kinds: dict[str, KindResult]
+    first_in_process: tuple[str, ...]
+    """Kubernetes calls of the process's very first reported event (it probes ``status.integrations``)."""
+
+
+def hello_cpu(count: int) -> list[float]:
+    """CPU per event of the hello-world through the same test client."""
+    client = _function_client(str(HELLO))
+    request = workload.request_of(workload.run_event(workload.RUNNING, 0))
+    samples = []
+    with _quiet():
+        for index in range(count + 5):
+            began = time.thread_time()
+            response = _post(client, request)
+            spent = time.thread_time() - began
+            if response != "OK":
+                raise RuntimeError(f"hello-world answered {response!r}")
+            if index >= 5:
+                samples.append(spent * 1000)
+    return samples
+
+
+def measure(backend: Backend, standin: GitHubStandIn, *, warmup: int, count: int) -> CpuResult:
+    """Each event kind ``count`` times, on runs ``warmup..warmup+count``; runs below ``warmup`` warm up."""
+    metered = MeteredClient(backend.client)
+    kinds = {kind: KindResult() for kind in KINDS}
+    runs = range(warmup + count)
+    meter = ReportMeter()
+    with _serving(metered, standin, meter) as client, _quiet():
+
+        def deliver(request: Request, kind: str, index: int) -> tuple[str, ...]:
+            return _deliver(
+                client,
+                request,
+                meter=meter,
+                metered=metered,
+                standin=standin,
+                backend=backend,
+                result=kinds[kind],
+                measured=index >= warmup,
+            )
+
+        firsts = [backend.create(index) for index in runs]
+        first_in_process = deliver(firsts[0], FIRST, 0)
+        for index in runs[1:]:
+            deliver(firsts[index], FIRST, index)
+        laters = [backend.advance(index) for index in runs]
+        for index in runs:
+            deliver(laters[index], LATER, index)
+        for index in runs:
+            deliver(laters[index], DUPLICATE, index)
+        ignored = workload.request_of(workload.run_event(workload.IGNORED, 0))
+        for index in runs:
+            deliver(ignored, IGNORED, index)
+    return CpuResult(backend.name, kinds, first_in_process)
+
+
+@dataclass
+class Profile:
+    """cProfile's self time per package for each event kind (seconds, socket waits left out)."""
+
+    backend: str
+    package_s: dict[str, Counter[str]]
+    waits_s: dict[str, float]
+    """Self time inside blocking socket calls (waiting for the stand-in or the API server), per kind."""
+    top: list[tuple[str, float, float]]
+    """(function, self seconds, cumulative seconds) over all kinds, by self time."""
+    events: int
+
+
+def profile(backend: Backend, standin: GitHubStandIn, *, warmup: int, count: int) -> Profile:
+    """Where the handling thread's time goes, per event kind.
+
+    cProfile's default (wall) clock is used: a CPU clock costs a system call per function call
+    and distorts the picture more. Time blocked in socket calls is left out, so what remains is
+    CPU; cProfile's own overhead still inflates code that makes many small calls.
+    """
+    metered = MeteredClient(backend.client)
+    profilers = {kind: cProfile.Profile() for kind in KINDS}
+    laters: dict[int, Request] = {}
+    ignored = workload.request_of(workload.run_event(workload.IGNORED, 0))
+    batches: list[tuple[str, Callable[[int], Request]]] = [
+        (FIRST, backend.create),
+        (LATER, backend.advance),
+        (DUPLICATE, laters.__getitem__),
+        (IGNORED, lambda _: ignored),
+    ]
+    with _serving(metered, standin) as client, _quiet():
+        for kind, make in batches:
+            for index in range(warmup + count):
+                request = make(index)
+                if kind == LATER:
+                    laters[index] = request
+                if index < warmup:
+                    _post(client, request)
+                    continue
+                profilers[kind].enable()
+                _post(client, request)
+                profilers[kind].disable()
+    package_s: dict[str, Counter[str]] = {}
+    waits_s: dict[str, float] = {}
+    total = pstats.Stats(profilers[FIRST], stream=io.StringIO())
+    for kind, profiler in profilers.items():
+        stats = pstats.Stats(profiler, stream=io.StringIO())
+        package_s[kind] = _packages(stats)
+        waits_s[kind] = package_s[kind].pop(WAITS, 0.0)
+        if kind != FIRST:
+            total.add(stats)
+    return Profile(backend.name, package_s, waits_s, _top(total, 12), count)
+
+
+WAITS = "(blocked in socket calls)"
+_BLOCKING = (
+    "recv_into",
+    "sendall",
+    "connect",
+    "poll",
+    "select",
+    "getaddrinfo",
+    "_ssl._SSLSocket",
+    "do_handshake",
+)
+
+
+def _packages(stats: pstats.Stats) -> Counter[str]:
+    spent: Counter[str] = Counter()
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    for (filename, _, function), (_, _, self_time, _, _) in raw.items():
+        spent[_package_of(filename, function)] += self_time
+    return spent
+
+
+def _package_of(filename: str, function: str) -> str:
+    if filename == "~":
+        if any(word in function for word in _BLOCKING):
+            return WAITS
+        return "C builtins (json, str, dict...)"
+    if "/site-packages/" in filename:
+        return filename.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if filename.startswith(str(REPO)):
+        relative = filename[len(str(REPO)) + 1 :]
+        if relative.startswith("common/runclient.py"):
+            return "common.runclient (in-memory store, a test double)"
+        return relative.split("/", 1)[0] + " (project)"
+    if filename.startswith("<frozen "):
+        return "stdlib " + filename.removeprefix("<frozen ").removesuffix(">").lstrip("_")
+    module = filename.rsplit("/python3.", 1)[-1].split("/", 1)[-1].removesuffix(".py")
+    return "stdlib " + module.split("/")[0]
+
+
+def _top(stats: pstats.Stats, count: int) -> list[tuple[str, float, float]]:
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, function), (_, _, self_time, cumulative, _) in raw.items():
+        if _package_of(filename, function) == WAITS:
+            continue
+        where = filename.split("/site-packages/")[-1].replace(str(REPO) + "/", "")
+        where = where.rsplit("/python3.11/", 1)[-1]
+        rows.append((f"{where}:{line}({function})", self_time, cumulative))
+    rows.sort(key=lambda row: row[1], reverse=True)
+    return rows[:count]
+
+
+def _deliver(
+    client: FlaskClient,
+    request: Request,
+    *,
+    meter: ReportMeter,
+    metered: MeteredClient,
+    standin: GitHubStandIn,
+    backend: Backend,
+    result: KindResult,
+    measured: bool,
+) -> tuple[str, ...]:
+    calls_before, store_cpu_before, github_before = len(metered.calls), metered.cpu, len(standin.calls)
+    report_before = meter.cpu
+    began = time.thread_time()
+    outcome = _post(client, request)
+    spent = time.thread_time() - began
+    calls = tuple(metered.calls[calls_before:])
+    if measured:
+        client_cpu = metered.cpu - store_cpu_before
+        excluded = 0.0 if backend.counts_client_cpu else client_cpu
+        result.cpu_ms.append((spent - excluded) * 1000)
+        result.kube_ms.append((client_cpu - excluded) * 1000)
+        result.report_ms.append((meter.cpu - report_before) * 1000)
+        result.kube_calls[calls] += 1
+        result.github_calls[len(standin.calls) - github_before] += 1
+        result.outcomes[outcome] += 1
+    return calls
+
+
+def _post(client: FlaskClient, request: Request) -> str:
+    headers, body = request
+    response = client.post("/", headers=headers, data=body)
+    if response.status_code != 200:
+        raise RuntimeError(f"the function answered {response.status_code}: {response.get_data(as_text=True)}")
+    if response.is_json:
+        answer: Mapping[str, Any] = response.get_json()
+        return str(answer.get("outcome"))
+    return response.get_data(as_text=True)
+
+
+def _function_client(source: str) -> FlaskClient:
+    app = functions_framework.create_app(target="handle", source=source, signature_type="cloudevent")
+    return app.test_client()
+
+
+@contextlib.contextmanager
+def _serving(
+    metered: MeteredClient, standin: GitHubStandIn, meter: ReportMeter | None = None
+) -> Iterator[FlaskClient]:
+    """The GitHub function as functions-framework loads it (as module ``main``), using ``metered``
+    and ``standin``; with ``meter``, its ``report`` is wrapped to be timed."""
+    with _environment({"GITHUB_TOKEN": BENCH_TOKEN, "GITHUB_API_URL": standin.url}):
+        use_run_client(metered)
+        try:
+            client = _function_client(str(function_source("github")))
+            if meter is not None:
+                integration = sys.modules["main"].integration
+                object.__setattr__(integration, "report", meter.wrap(integration.report))  # frozen dataclass
+            yield client
+        finally:
+            use_run_client(None)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Send the per-event log lines (and the hello-world's print) to /dev/null, still formatted."""
+    with (
+        open(os.devnull, "w", encoding="utf-8") as sink,
+        contextlib.redirect_stderr(sink),
+        contextlib.redirect_stdout(sink),
+    ):
+        yield
+
+
+def summary(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, p10, p90)."""
+    ordered = sorted(values)
+    if not ordered:
+        return (float("nan"),) * 3
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+    return at(0.5), at(0.1), at(0.9)

@@ -1,0 +1,1 @@
+"""The functions-framework hello-world every figure is compared with."""

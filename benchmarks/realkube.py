@@ -1,0 +1,133 @@
+"""A real kube-apiserver for the benchmarks that need one (``../shared/realkube``), when it is here.
+
+Owns: finding (or starting) realkube with Tekton's CRDs, a throw-away namespace, and creating runs
+from the samples as Tekton would hold them (v1, the sample's status written through the status
+subresource). Benchmarks that need Kubernetes are skipped, with the reason, when it is absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client, config
+
+from benchmarks.paths import REPO
+from common import samples
+
+V1 = ("tekton.dev", "v1")
+SCRIPT = Path(os.environ.get("TI_SHARED_DIR", REPO.parent / "shared")) / "realkube" / "realkube"
+HOME = Path(os.environ.get("REALKUBE_HOME", Path.home() / ".cache" / "realkube"))
+KUBECONFIG = HOME / "run" / "kubeconfig"
+
+
+class Cluster:
+    """An admin connection to realkube."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+        self.api = client.ApiClient(configuration)
+        self.objects = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+
+    def answers(self) -> bool:
+        try:
+            client.VersionApi(self.api).get_code(_request_timeout=3)
+        except Exception:  # any failure means "not usable here"
+            return False
+        return True
+
+    @contextmanager
+    def namespace(self) -> Iterator[str]:
+        """A fresh namespace, deleted afterwards with everything in it."""
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        try:
+            yield name
+        finally:
+            self.core.delete_namespace(name)
+
+    def create_run(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Create the event's run (v1, minimal spec) with the event's status; return it as stored."""
+        kind, obj = samples.run_object(dict(event))
+        metadata = obj["metadata"]
+        plural = kind.lower() + "s"
+        body = {
+            "apiVersion": "tekton.dev/v1",
+            "kind": kind,
+            "metadata": {
+                "name": metadata["name"],
+                "namespace": namespace,
+                "labels": dict(metadata.get("labels") or {}),
+                "annotations": dict(metadata.get("annotations") or {}),
+            },
+            "spec": {"pipelineRef": {"name": "build-and-test"}}
+            if kind == "PipelineRun"
+            else {"taskRef": {"name": "git-clone"}},
+        }
+        created = self.objects.create_namespaced_custom_object(*V1, namespace, plural, body)
+        return self.set_status(cast(dict[str, Any], created), kind, obj.get("status") or {})
+
+    def set_status(self, live: dict[str, Any], kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the run's whole status, as Tekton's controller does."""
+        metadata = live["metadata"]
+        live["status"] = v1_status(kind, status)
+        replaced = self.objects.replace_namespaced_custom_object_status(
+            *V1, metadata["namespace"], kind.lower() + "s", metadata["name"], live
+        )
+        return cast(dict[str, Any], replaced)
+
+    def advance(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Move the event's run to the event's state (read first: the write needs a fresh version)."""
+        kind, obj = samples.run_object(dict(event))
+        live = self.objects.get_namespaced_custom_object(
+            *V1, namespace, kind.lower() + "s", obj["metadata"]["name"]
+        )
+        return self.set_status(cast(dict[str, Any], live), kind, obj.get("status") or {})
+
+
+def v1_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1beta1 status from a sample event, as Tekton stores it in v1."""
+    converted = copy.deepcopy(dict(status))
+    for old in ("pipelineResults", "taskResults"):
+        if old in converted:
+            converted["results"] = converted.pop(old)
+    for dropped in ("pipelineSpec", "taskSpec", "provenance", "steps"):
+        converted.pop(dropped, None)
+    if kind == "TaskRun":
+        converted.setdefault("podName", "")
+    return converted
+
+
+def addressed(event: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The event re-addressed to the live run (its namespace, uid, resourceVersion, generation)."""
+    moved = copy.deepcopy(dict(event))
+    _, obj = samples.run_object(moved)
+    for key in ("namespace", "uid", "resourceVersion", "generation"):
+        obj["metadata"][key] = live["metadata"][key]
+    return moved
+
+
+def connect(*, start: bool = True) -> tuple[Cluster | None, str]:
+    """realkube if it answers (started with ``realkube up --tekton`` when allowed), else why not."""
+    built = SCRIPT.exists() and (HOME / "bin" / "kube-apiserver").exists()
+    if start and built and not (KUBECONFIG.exists() and Cluster(KUBECONFIG).answers()):
+        done = subprocess.run(
+            [str(SCRIPT), "up", "--tekton"], capture_output=True, text=True, timeout=300, check=False
+        )
+        if done.returncode != 0:
+            return None, f"realkube did not start: {done.stderr.strip()[-300:]}"
+    if not KUBECONFIG.exists():
+        return None, f"no realkube kubeconfig at {KUBECONFIG}"
+    cluster = Cluster(KUBECONFIG)
+    if not cluster.answers():
+        return None, f"realkube at {KUBECONFIG} does not answer"
+    return cluster, "realkube"
