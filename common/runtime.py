@@ -132,7 +132,6 @@ class Outcome:
     detail: str
     reason: str = ""
     retry_after: float | None = None
-    record: IntegrationStatus | None = None
 
     @property
     def http_status(self) -> int:
@@ -271,7 +270,7 @@ class Processor(Generic[ConfigT]):
         if record.run_state.is_done and not state.is_done:
             return Outcome("ignored", "the record already reports the finished run")
         if record.is_done_for(state):
-            return Outcome("ignored", "duplicate: this state is already reported", record=record)
+            return Outcome("ignored", "duplicate: this state is already reported")
         if record.claim is not None and record.claim.is_fresh(self.clock()):
             # Asked again later rather than ignored: if the claimant fails before recording,
             # this delivery is what still reports the state (once the claim is recorded or stale).
@@ -339,7 +338,7 @@ class Processor(Generic[ConfigT]):
                 target = self.store.load(ref_of(target))
                 fresh = self.store.read(target)
                 if fresh is not None and fresh != previous and _supersedes(fresh, record.run_state):
-                    return Outcome(kind, message, reason, record=fresh)
+                    return Outcome(kind, message, reason)
                 previous = fresh
                 continue
             if status != "True":
@@ -349,7 +348,7 @@ class Processor(Generic[ConfigT]):
                     "IntegrationFailed",
                     f"{self.integration.name}: {reason}: {message}",
                 )
-            return Outcome(kind, message, reason, record=record)
+            return Outcome(kind, message, reason)
         self._keep_unwritten(target, previous, record)
         raise TemporaryError("ConflictRetriesExhausted", "the run kept changing while being recorded")
 

@@ -55,14 +55,17 @@ def report(ctx: Context[GitHubConfig]) -> Report:
     config = ctx.config
     context = config.context or default_context(ctx.run)
     step = "look up the GitHub App installation"
+    clients = _github_clients()
     try:
-        repo = _github_clients().for_repo(config.owner, config.repo).get_repo(f"{config.owner}/{config.repo}")
+        repo = clients.for_repo(config.owner, config.repo).get_repo(f"{config.owner}/{config.repo}")
         if config.mode == "status":
             step = "create commit status"
             return _post_status(ctx, repo, context)
         step = "update check run" if ctx.recorded("check-run-id") else "create check run"
         return _upsert_check_run(ctx, repo, context)
     except (GithubException, RequestException) as e:
+        if isinstance(e, GithubException) and e.status in (401, 404):
+            clients.forget_installation(config.owner, config.repo)  # uninstalled or moved: look again
         raise classify(e, f"{step} on {config.owner}/{config.repo}") from e
 
 

@@ -107,3 +107,22 @@ def test_a_bad_timeout_setting_is_recorded_as_not_configured(
     assert (answer.status_code, body(answer)["reason"]) == (200, "GitHubNotConfigured")
     assert "GITHUB_TIMEOUT_SECONDS" in body(answer)["detail"]
     assert not github.calls
+
+
+def test_an_uninstalled_app_is_looked_up_again(
+    kube: MemoryRunClient, deliver: Deliver, monkeypatch: pytest.MonkeyPatch, app_key: Path
+) -> None:
+    with GitHubStandIn() as github:
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        monkeypatch.setenv("GITHUB_APP_ID", "1")
+        monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(app_key))
+        client = function_client("github")
+        first, second, third = (run_in("widget-service", name) for name in ("a", "b", "c"))
+        for event in (first, second, third):
+            add_run(kube, event)
+        deliver(client, first)
+        github.fail_next(404, path="/repos/*/check-runs")  # the App was removed from the repository
+        assert body(deliver(client, second))["reason"] == "GitHubNotFound"
+        deliver(client, third)
+        lookups = github.calls_to("GET", "/repos/*/installation")
+    assert len(lookups) == 2, "the installation is looked up again after a 404"
