@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from unittest.mock import patch
 
 import functions_framework
 from flask.testing import FlaskClient
@@ -141,7 +142,7 @@ class RealkubeBackend:
 
         self.cluster = cluster
         self.namespace = namespace
-        with _environment({"KUBECONFIG": str(cluster.kubeconfig)}):
+        with patch.dict(os.environ, {"KUBECONFIG": str(cluster.kubeconfig)}):
             self._client = kube.connect()
 
     @property
@@ -387,7 +388,7 @@ def _serving(
 ) -> Iterator[FlaskClient]:
     """The GitHub function as functions-framework loads it (as module ``main``), using ``metered``
     and ``standin``; with ``meter``, its ``report`` is wrapped to be timed."""
-    with _environment({"GITHUB_TOKEN": BENCH_TOKEN, "GITHUB_API_URL": standin.url}):
+    with patch.dict(os.environ, {"GITHUB_TOKEN": BENCH_TOKEN, "GITHUB_API_URL": standin.url}):
         use_run_client(metered)
         try:
             client = _function_client(str(function_source("github")))
@@ -397,20 +398,6 @@ def _serving(
             yield client
         finally:
             use_run_client(None)
-
-
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from unittest.mock import patch
 
 import functions_framework
 
@@ -69,20 +70,6 @@ def add_parser(commands: Any) -> None:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
 def _quiet_logs() -> Iterator[None]:
     """Only warnings from the functions: the printed replies say what the info lines would."""
     loggers = [logging.getLogger(name) for name in ("common", "functions")]
@@ -102,8 +89,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     refs: dict[str, RunRef] = {}
     with (
         GitHubStandIn() as github,
-        _environment(
-            {"GITHUB_API_URL": github.url, "GITHUB_TOKEN": "demo-token", "TEKTON_DASHBOARD_URL": DASHBOARD}
+        patch.dict(
+            os.environ,
+            {"GITHUB_API_URL": github.url, "GITHUB_TOKEN": "demo-token", "TEKTON_DASHBOARD_URL": DASHBOARD},
         ),
     ):
         use_run_client(store)
