@@ -74,7 +74,12 @@ def test_ten_concurrent_deliveries_post_once_on_a_real_api_server(
     events = [event_for(running, live) for _ in range(10)]
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda event: post_event(slack_url, event), events))
-    assert sorted(answer.status_code for answer in answers) == [200] * 10
+    # One posts; the rest find it reported (200) or find its claim in flight (429 Busy) and are
+    # settled by the sender's redelivery, which then finds the state reported.
+    assert all(answer.status_code in (200, 429) for answer in answers)
+    assert [answer.json()["outcome"] for answer in answers].count("reported") == 1
+    busy = [event for event, answer in zip(events, answers, strict=True) if answer.status_code == 429]
+    assert all(post_event(slack_url, event).json()["outcome"] == "ignored" for event in busy)
     assert len(slack.calls_to(POST)) == 1
     record = record_of(get_run(api, namespace, "PipelineRun", live["metadata"]["name"]))
     assert record["annotations"]["ts"] == next(iter(slack.messages))
