@@ -39,13 +39,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import IO, Final, Self
 
 from common.standins.github import GitHubStandIn, JsonObject, RecordedCall
 
@@ -138,6 +140,49 @@ class PrismError(RuntimeError):
     """Prism did not start, or stopped answering."""
 
 
+class _LogPump:
+    """Copies Prism's output to its log file as it comes, and lets a caller wait for a line.
+
+    Waiting is on a condition the reader thread signals after each line, so nothing polls.
+    """
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        self.closed = False
+        self._text: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._copy, args=(stream, path), daemon=True)
+        self._thread.start()
+
+    def _copy(self, stream: IO[bytes], path: Path) -> None:
+        with stream, path.open("ab") as log:
+            for line in stream:
+                log.write(line)
+                log.flush()
+                with self._changed:
+                    self._text.append(line.decode("utf-8", errors="replace"))
+                    self._changed.notify_all()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def wait_for(self, seen: Callable[[str], bool], timeout: float) -> bool:
+        """Whether a line for which ``seen`` holds arrived (False if the output ended first)."""
+        with self._changed:
+            lines_seen = 0
+
+            def ready() -> bool:
+                nonlocal lines_seen
+                found = any(seen(line) for line in self._text[lines_seen:])
+                lines_seen = len(self._text)
+                return found or self.closed
+
+            self._changed.wait_for(ready, timeout)
+            return any(seen(line) for line in self._text)
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+
 class Prism:
     """``prism proxy --errors`` (or ``prism mock --errors`` without ``upstream``) on loopback.
 
@@ -164,6 +209,7 @@ class Prism:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._syncs = 0
+        self._pump: _LogPump | None = None
 
     @property
     def url(self) -> str:
@@ -192,14 +238,15 @@ class Prism:
         began = time.monotonic()
         for _attempt in range(3):  # a port taken between free_port() and Prism's bind: retry
             port = free_port()
-            with self.log_path.open("wb") as log:
-                self._process = subprocess.Popen(
-                    self.command(port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
-                )
+            self._process = subprocess.Popen(
+                self.command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
+            )
+            assert self._process.stdout is not None
+            self._pump = _LogPump(self._process.stdout, self.log_path)
             if self._wait_until_listening(port, began):
                 break
             if "EADDRINUSE" not in self.log_text():
@@ -217,28 +264,21 @@ class Prism:
         return self
 
     def _wait_until_listening(self, port: int, began: float) -> bool:
-        """Poll until Prism accepts connections (True) or exits (False); raise on timeout.
+        """Wait for Prism's "listening" line (True) or its exit (False); raise on timeout.
 
-        Prism binds its port only after it has read and indexed the whole description, so an
-        accepted connection means it is ready.
+        Prism binds its port only after it has read and indexed the whole description, and says
+        so in its log, which is read as it is written: no polling.
         """
-        process = self._process
-        assert process is not None
-        delay = 0.05
-        while True:
-            if process.poll() is not None:
+        pump = self._pump
+        assert pump is not None
+        remaining = self.startup_timeout - (time.monotonic() - began)
+        if not pump.wait_for(lambda text: f":{port}" in text and "listening" in text.lower(), remaining):
+            if pump.closed:
                 return False
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return True
-            except OSError:
-                pass
-            if time.monotonic() - began > self.startup_timeout:
-                tail = self.log_tail()
-                self.stop()
-                raise PrismError(f"Prism did not listen within {self.startup_timeout:.0f}s:\n{tail}")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            tail = self.log_tail()
+            self.stop()
+            raise PrismError(f"Prism did not listen within {self.startup_timeout:.0f}s:\n{tail}")
+        return True
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -250,6 +290,9 @@ class Prism:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        if self._pump is not None:
+            self._pump.join()
+            self._pump = None
         if self._own_log_dir is not None:
             self._own_log_dir.cleanup()
             self._own_log_dir = None
@@ -310,11 +353,9 @@ class Prism:
                 pass
         except urllib.error.HTTPError as answer:
             answer.close()  # 404 NO_PATH_MATCHED_ERROR, as intended
-        deadline = time.monotonic() + timeout
-        while f" {probe} " not in self.log_text(since_mark=True):
-            if time.monotonic() > deadline:
-                raise PrismError(f"Prism did not log the probe {probe} within {timeout}s")
-            time.sleep(0.02)
+        assert self._pump is not None
+        if not self._pump.wait_for(lambda text: f" {probe} " in text, timeout):
+            raise PrismError(f"Prism did not log the probe {probe} within {timeout}s")
 
     def violations(self) -> list[Violation]:
         """Problems Prism logged since the last :meth:`mark` (or since it became ready).

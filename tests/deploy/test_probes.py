@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -95,29 +95,34 @@ def serve(cwd: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Pope
     process = subprocess.Popen(
         [str(executable), "--signature-type", "cloudevent"],
         cwd=cwd,
-        env={"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port)},
+        env={"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port), "GUNICORN_LOG_LEVEL": "info"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert process.stdout is not None
+    watchdog = threading.Timer(30, process.kill)  # a server that never says it listens is stopped
+    watchdog.start()
+    seen: list[str] = []
     started = False
     try:
-        deadline = time.monotonic() + 30
-        while not tcp_open(port):
-            if process.poll() is not None or time.monotonic() > deadline:
+        for line in process.stdout:  # gunicorn says when it listens: read it, no polling
+            seen.append(line)
+            if "Listening at" in line:
+                started = tcp_open(port)
                 break
-            time.sleep(0.1)
-        started = tcp_open(port)
+        watchdog.cancel()
         if started:
             yield process
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            output = process.communicate(timeout=15)[0]
+            output = "".join(seen) + process.communicate(timeout=15)[0]
         except subprocess.TimeoutExpired:
             process.kill()
-            output = process.communicate()[0]
+            output = "".join(seen) + process.communicate()[0]
     if not started:
         pytest.fail(f"functions-framework did not listen on port {port}:\n{output[-3000:]}")
 
