@@ -22,6 +22,7 @@ from benchmarks.paths import BENCH_TOKEN, HELLO, REPO, dummy_kubeconfig
 from benchmarks.run import progress
 from benchmarks.standin import StandInProcess
 from benchmarks.workload import IGNORED, RUNNING, Request, request_of, run_event
+from common import samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def fresh(_: int) -> Request:
                 event = run_event(RUNNING, next(numbers), namespace=namespace)
-                return request_of(realkube.addressed(event, cluster.create_run(namespace, event)))
+                return request_of(samples.addressed_to(dict(event), cluster.create_run(namespace, event)))
 
         for label, root in trees:
             env = {"PYTHONPATH": str(root), "GITHUB_TOKEN": BENCH_TOKEN, "GITHUB_API_URL": url}

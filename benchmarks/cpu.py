@@ -32,7 +32,7 @@ from flask.testing import FlaskClient
 
 from benchmarks import workload
 from benchmarks.paths import BENCH_TOKEN, HELLO, REPO, function_source
-from benchmarks.realkube import Cluster, addressed
+from benchmarks.realkube import Cluster
 from benchmarks.workload import Request
 from common import samples
 from common.http import use_run_client
@@ -151,11 +151,15 @@ class RealkubeBackend:
 
     def create(self, index: int) -> Request:
         event = workload.run_event(workload.RUNNING, index, namespace=self.namespace)
-        return workload.request_of(addressed(event, self.cluster.create_run(self.namespace, event)))
+        return workload.request_of(
+            samples.addressed_to(dict(event), self.cluster.create_run(self.namespace, event))
+        )
 
     def advance(self, index: int) -> Request:
         event = workload.run_event(workload.SUCCESSFUL, index, namespace=self.namespace)
-        return workload.request_of(addressed(event, self.cluster.advance(self.namespace, event)))
+        return workload.request_of(
+            samples.addressed_to(dict(event), self.cluster.advance(self.namespace, event))
+        )
 
 
 @dataclass

@@ -7,7 +7,6 @@ subresource). Benchmarks that need Kubernetes are skipped, with the reason, when
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import uuid
@@ -20,6 +19,7 @@ from kubernetes import client, config
 
 from benchmarks.paths import REPO
 from common import samples
+from common.events import RunKind
 
 V1 = ("tekton.dev", "v1")
 SCRIPT = Path(os.environ.get("TI_SHARED_DIR", REPO.parent / "shared")) / "realkube" / "realkube"
@@ -58,28 +58,15 @@ class Cluster:
     def create_run(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
         """Create the event's run (v1, minimal spec) with the event's status; return it as stored."""
         kind, obj = samples.run_object(dict(event))
-        metadata = obj["metadata"]
         plural = kind.lower() + "s"
-        body = {
-            "apiVersion": "tekton.dev/v1",
-            "kind": kind,
-            "metadata": {
-                "name": metadata["name"],
-                "namespace": namespace,
-                "labels": dict(metadata.get("labels") or {}),
-                "annotations": dict(metadata.get("annotations") or {}),
-            },
-            "spec": {"pipelineRef": {"name": "build-and-test"}}
-            if kind == "PipelineRun"
-            else {"taskRef": {"name": "git-clone"}},
-        }
+        body = samples.v1_object(dict(event), namespace)
         created = self.objects.create_namespaced_custom_object(*V1, namespace, plural, body)
         return self.set_status(cast(dict[str, Any], created), kind, obj.get("status") or {})
 
-    def set_status(self, live: dict[str, Any], kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    def set_status(self, live: dict[str, Any], kind: RunKind, status: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the run's whole status, as Tekton's controller does."""
         metadata = live["metadata"]
-        live["status"] = v1_status(kind, status)
+        live["status"] = samples.v1_status(kind, dict(status))
         replaced = self.objects.replace_namespaced_custom_object_status(
             *V1, metadata["namespace"], kind.lower() + "s", metadata["name"], live
         )
@@ -92,28 +79,6 @@ class Cluster:
             *V1, namespace, kind.lower() + "s", obj["metadata"]["name"]
         )
         return self.set_status(cast(dict[str, Any], live), kind, obj.get("status") or {})
-
-
-def v1_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
-    """A v1beta1 status from a sample event, as Tekton stores it in v1."""
-    converted = copy.deepcopy(dict(status))
-    for old in ("pipelineResults", "taskResults"):
-        if old in converted:
-            converted["results"] = converted.pop(old)
-    for dropped in ("pipelineSpec", "taskSpec", "provenance", "steps"):
-        converted.pop(dropped, None)
-    if kind == "TaskRun":
-        converted.setdefault("podName", "")
-    return converted
-
-
-def addressed(event: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
-    """The event re-addressed to the live run (its namespace, uid, resourceVersion, generation)."""
-    moved = copy.deepcopy(dict(event))
-    _, obj = samples.run_object(moved)
-    for key in ("namespace", "uid", "resourceVersion", "generation"):
-        obj["metadata"][key] = live["metadata"][key]
-    return moved
 
 
 def connect(*, start: bool = True) -> tuple[Cluster | None, str]:

@@ -24,6 +24,7 @@ from benchmarks.coldstart import Case
 from benchmarks.paths import BENCH_TOKEN, HELLO, dummy_kubeconfig, function_source
 from benchmarks.standin import StandInProcess, github_standin
 from benchmarks.workload import IGNORED, RUNNING, request_of, run_event
+from common import samples
 
 BENCHMARKS = ("imports", "cold-start", "cpu", "throughput")
 OTHER_FUNCTIONS = ("slack", "webhook")
@@ -184,7 +185,7 @@ def cold_start(
 def _fresh_run(cluster: realkube.Cluster, namespace: str) -> Callable[[int], tuple[dict[str, str], bytes]]:
     def make(index: int) -> tuple[dict[str, str], bytes]:
         event = run_event(RUNNING, index, namespace=namespace)
-        return request_of(realkube.addressed(event, cluster.create_run(namespace, event)))
+        return request_of(samples.addressed_to(dict(event), cluster.create_run(namespace, event)))
 
     return make
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from benchmarks import load, serving
 from benchmarks.paths import BENCH_TOKEN, HELLO, SERVED_GITHUB, function_source
-from benchmarks.realkube import Cluster, addressed
+from benchmarks.realkube import Cluster
 from benchmarks.standin import StandInProcess
 from benchmarks.workload import IGNORED, RUNNING, Request, request_of, run_event
+from common import samples
 
 WARMUP = 50
 STORE_LINE = re.compile(r"store-rss-kb=(\d+)")
@@ -144,7 +145,10 @@ def on_realkube(
     """The GitHub function itself (``functions/github/main.py``) against realkube, stand-in at 0 ms."""
     with cluster.namespace() as namespace:
         events = [run_event(RUNNING, index, namespace=namespace) for index in range(WARMUP + count)]
-        requests = [request_of(addressed(event, cluster.create_run(namespace, event))) for event in events]
+        requests = [
+            request_of(samples.addressed_to(dict(event), cluster.create_run(namespace, event)))
+            for event in events
+        ]
         progress(f"throughput: {len(requests)} runs created on realkube")
         with StandInProcess(0.0) as url:
             env = {"KUBECONFIG": str(cluster.kubeconfig), "GITHUB_TOKEN": BENCH_TOKEN, "GITHUB_API_URL": url}

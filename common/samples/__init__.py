@@ -43,3 +43,46 @@ def run_object(sample: dict[str, Any]) -> tuple[RunKind, dict[str, Any]]:
     """The run kind and object a sample event carries."""
     ((key, obj),) = sample["data"].items()
     return _KINDS[key], obj
+
+
+def v1_object(sample: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The sample's run as a user would create it in ``tekton.dev/v1``: identity, labels and
+    annotations, and a minimal spec (no status: that is written like Tekton does, see ``v1_status``)."""
+    kind, obj = run_object(sample)
+    metadata = obj["metadata"]
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": kind,
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": namespace,
+            "labels": dict(metadata.get("labels") or {}),
+            "annotations": dict(metadata.get("annotations") or {}),
+        },
+        "spec": {"pipelineRef": {"name": "build-and-test"}}
+        if kind == "PipelineRun"
+        else {"taskRef": {"name": "git-clone"}},
+    }
+
+
+def v1_status(kind: RunKind, status: dict[str, Any]) -> dict[str, Any]:
+    """A sample's v1beta1 status as Tekton stores it in v1 (results renamed, resolved specs dropped)."""
+    converted = copy.deepcopy(status)
+    for old in ("pipelineResults", "taskResults"):
+        if old in converted:
+            converted["results"] = converted.pop(old)
+    for dropped in ("pipelineSpec", "taskSpec", "provenance", "steps"):
+        converted.pop(dropped, None)
+    if kind == "TaskRun":
+        converted.setdefault("podName", "")
+    return converted
+
+
+def addressed_to(sample: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the sample event about the ``live`` run: its namespace, uid, resourceVersion and
+    generation, as Tekton's events controller would send it."""
+    event = copy.deepcopy(sample)
+    _, obj = run_object(event)
+    for key in ("namespace", "uid", "resourceVersion", "generation"):
+        obj["metadata"][key] = live["metadata"][key]
+    return event

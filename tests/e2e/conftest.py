@@ -7,7 +7,6 @@ Skips with a printed reason when ../shared or the realkube build is absent
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import socket
@@ -62,38 +61,10 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-def v1_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
-    """A v1beta1 status from a sample event, as Tekton stores it in v1."""
-    converted = copy.deepcopy(dict(status))
-    for old in ("pipelineResults", "taskResults"):
-        if old in converted:
-            converted["results"] = converted.pop(old)
-    converted.pop("pipelineSpec", None)
-    converted.pop("taskSpec", None)
-    converted.pop("provenance", None)
-    converted.pop("steps", None)
-    if kind == "TaskRun":
-        converted.setdefault("podName", "")
-    return converted
-
-
 def create_run(api: client.ApiClient, namespace: str, sample: dict[str, Any]) -> dict[str, Any]:
     """Create the sample's run on realkube (v1, minimal spec), with the sample's status."""
-    kind, obj = samples.run_object(sample)
-    metadata = obj["metadata"]
-    body = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": kind,
-        "metadata": {
-            "name": metadata["name"],
-            "namespace": namespace,
-            "labels": dict(metadata.get("labels") or {}),
-            "annotations": dict(metadata.get("annotations") or {}),
-        },
-        "spec": {"pipelineRef": {"name": "build-and-test"}}
-        if kind == "PipelineRun"
-        else {"taskRef": {"name": "git-clone"}},
-    }
+    kind, _ = samples.run_object(sample)
+    body = samples.v1_object(sample, namespace)
     objects = client.CustomObjectsApi(api)
     plural = kind.lower() + "s"
     objects.create_namespaced_custom_object(*V1, namespace, plural, body)
@@ -107,7 +78,7 @@ def set_status(api: client.ApiClient, namespace: str, sample: dict[str, Any]) ->
     plural = kind.lower() + "s"
     name = obj["metadata"]["name"]
     current = cast(dict[str, Any], objects.get_namespaced_custom_object(*V1, namespace, plural, name))
-    current["status"] = v1_status(kind, obj.get("status") or {})
+    current["status"] = samples.v1_status(kind, obj.get("status") or {})
     replaced = objects.replace_namespaced_custom_object_status(*V1, namespace, plural, name, current)
     return cast(dict[str, Any], replaced)
 
@@ -120,10 +91,7 @@ def get_run(api: client.ApiClient, namespace: str, kind: str, name: str) -> dict
 
 def event_for(sample: dict[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
     """The sample event re-addressed to the live object (its namespace, uid, resourceVersion)."""
-    event = copy.deepcopy(sample)
-    _, obj = samples.run_object(event)
-    for key in ("namespace", "uid", "resourceVersion", "generation"):
-        obj["metadata"][key] = live["metadata"][key]
+    event = samples.addressed_to(sample, dict(live))
     event["headers"]["ce-id"] = str(uuid.uuid4())
     return event
 

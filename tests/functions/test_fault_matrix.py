@@ -158,6 +158,23 @@ SMTP_HAS_NO_HTTP = NotApplicable(
     "5xx replies (535/550/553/554, permanent); see the email-smtp-* rows"
 )
 
+
+TARGET_FAULTS: dict[str, tuple[Script, Expect] | NotApplicable] = {
+    "refused": (Refused(), transient("TargetUnreachable")),
+    "timeout": (Silent(), transient("TargetTimeout")),
+    "500": (Answer(500), transient("TargetUnavailable")),
+    "502": (Answer(502), transient("TargetUnavailable")),
+    "503": (Answer(503), transient("TargetUnavailable")),
+    "503-retry-after": (Answer(503, {"Retry-After": "20"}), transient("TargetUnavailable", 20)),
+    "429-retry-after": (Answer(429, {"Retry-After": "17"}), transient("TargetRateLimited", 17)),
+    "429": (Answer(429), transient("TargetRateLimited")),
+    "401": (Answer(401), permanent("TargetRejected")),
+    "403": (Answer(403), permanent("TargetRejected")),
+    "404": (Answer(404), permanent("TargetRejected")),
+    "422": (Answer(422), permanent("TargetRejected")),
+}
+"""Webhook and CloudEvent share one sender (``common.targets``), so they answer alike."""
+
 ROWS = [
     *rows(
         "github",
@@ -221,40 +238,8 @@ ROWS = [
             "422": (SlackError("invalid_blocks"), permanent("SlackRejected")),
         },
     ),
-    *rows(
-        "webhook",
-        {
-            "refused": (Refused(), transient("TargetUnreachable")),
-            "timeout": (Silent(), transient("TargetTimeout")),
-            "500": (Answer(500), transient("TargetUnavailable")),
-            "502": (Answer(502), transient("TargetUnavailable")),
-            "503": (Answer(503), transient("TargetUnavailable")),
-            "503-retry-after": (Answer(503, {"Retry-After": "20"}), transient("TargetUnavailable", 20)),
-            "429-retry-after": (Answer(429, {"Retry-After": "17"}), transient("TargetRateLimited", 17)),
-            "429": (Answer(429), transient("TargetRateLimited")),
-            "401": (Answer(401), permanent("TargetRejected")),
-            "403": (Answer(403), permanent("TargetRejected")),
-            "404": (Answer(404), permanent("TargetRejected")),
-            "422": (Answer(422), permanent("TargetRejected")),
-        },
-    ),
-    *rows(
-        "cloudevent",
-        {
-            "refused": (Refused(), transient("TargetUnreachable")),
-            "timeout": (Silent(), transient("TargetTimeout")),
-            "500": (Answer(500), transient("TargetUnavailable")),
-            "502": (Answer(502), transient("TargetUnavailable")),
-            "503": (Answer(503), transient("TargetUnavailable")),
-            "503-retry-after": (Answer(503, {"Retry-After": "20"}), transient("TargetUnavailable", 20)),
-            "429-retry-after": (Answer(429, {"Retry-After": "17"}), transient("TargetRateLimited", 17)),
-            "429": (Answer(429), transient("TargetRateLimited")),
-            "401": (Answer(401), permanent("TargetRejected")),
-            "403": (Answer(403), permanent("TargetRejected")),
-            "404": (Answer(404), permanent("TargetRejected")),
-            "422": (Answer(422), permanent("TargetRejected")),
-        },
-    ),
+    *rows("webhook", TARGET_FAULTS),
+    *rows("cloudevent", TARGET_FAULTS),
     *rows(
         "gitlab",
         {
