@@ -1,24 +1,36 @@
 """The tekton-integrations runtime shared by every function in ``functions/``.
 
-A function file declares an ``Integration`` and exports ``handle = serve(integration)``.
+A function file declares an ``Integration`` and exports ``handle = serve(integration)``
+(docs/writing-an-integration.md).
 """
 
-from common.config import CommaList, IntegrationConfig
+from common.config import CommaList, IntegrationConfig, RunStates
 from common.errors import PermanentError, TargetNotAllowedError, TemporaryError
 from common.events import Run, RunPhase
+from common.faults import Faults
 from common.http import serve
-from common.runtime import Context, Integration, Report
+from common.integration import Context, Idempotency, Integration, Report, always, never
+from common.policy import Destinations, TargetsNothing
+from common.settings import ServiceSettings
 
 __all__ = [
     "CommaList",
     "Context",
+    "Destinations",
+    "Faults",
+    "Idempotency",
     "Integration",
     "IntegrationConfig",
     "PermanentError",
     "Report",
     "Run",
     "RunPhase",
+    "RunStates",
+    "ServiceSettings",
     "TargetNotAllowedError",
+    "TargetsNothing",
     "TemporaryError",
+    "always",
+    "never",
     "serve",
 ]

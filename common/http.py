@@ -22,12 +22,13 @@ import functions_framework
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common import logs
-from common.config import ConfigT
 from common.errors import MalformedEventError, TemporaryError
 from common.events import CloudEventLike, parse_event
+from common.integration import Integration
 from common.policy import load_policy
+from common.redaction import redact
 from common.runclient import RunClient
-from common.runtime import Integration, Outcome, Processor, screen
+from common.runtime import Outcome, Processor, screen
 from common.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,15 @@ def _default_client() -> RunClient:
     return kube.connect()
 
 
-class _LazyProcessor:
+class LazyProcessor:
     """Builds the ``Processor`` on the first event, so import stays cheap and env is read late."""
 
-    def __init__(self, integration: Integration[Any]) -> None:
+    def __init__(self, integration: Integration[Any, Any]) -> None:
         self.integration = integration
-        self._processor: Processor[Any] | None = None
+        self._processor: Processor[Any, Any] | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Processor[Any]:
+    def get(self) -> Processor[Any, Any]:
         with self._lock:
             if self._processor is None or (
                 _client_override is not None and self._processor.client is not _client_override
@@ -66,79 +67,97 @@ class _LazyProcessor:
             return self._processor
 
 
-def serve(integration: Integration[ConfigT]) -> Callable[[CloudEventLike], None]:
+def serve(integration: Integration[Any, Any]) -> Callable[[CloudEventLike], None]:
     """The functions-framework target for ``integration``: ``handle = serve(...)``."""
-    logs.configure()
-    _install_error_pages()
-    load_policy()  # a malformed policy stops startup; a missing one is logged once as a warning
-    lazy = _LazyProcessor(integration)
+    prepare()
+    # A malformed policy (or a bad section for this integration) stops startup.
+    load_policy().check(integration.name, integration.policy)
+    lazy = LazyProcessor(integration)
 
     def handle(cloud_event: CloudEventLike) -> None:
-        started = time.perf_counter()
-        if flask.has_app_context():
-            setattr(flask.g, _REACHED, True)
-        try:
-            event = parse_event(cloud_event)
-        except MalformedEventError as e:
-            log.warning(
-                "refused malformed event: %s",
-                e,
-                extra=logs.fields(integration=integration.name, outcome="malformed"),
-            )
-            _answer(400, {"error": "malformed event", "detail": str(e)})
-        screened = screen(integration, event)  # ignored without a client: build none
-        if screened is not None:
-            outcome = screened
-        else:
-            try:
-                processor = lazy.get()
-            except TemporaryError as e:
-                outcome = Outcome("retry", e.message, e.reason, e.retry_after)
-            else:
-                outcome = processor.process(event)
-        run = event.run
-        level = logging.INFO if outcome.kind in ("reported", "ignored") else logging.WARNING
-        log.log(
-            level,
-            "%s %s/%s: %s",
-            outcome.kind,
-            run.namespace,
-            run.name,
-            outcome.detail,
-            extra=logs.fields(
-                integration=integration.name,
-                event_type=event.type,
-                event_id=event.id,
-                kind=run.kind,
-                namespace=run.namespace,
-                name=run.name,
-                uid=run.uid,
-                outcome=outcome.kind,
-                reason=outcome.reason,
-                http_status=outcome.http_status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            ),
-        )
-        body: dict[str, Any] = {
-            "integration": integration.name,
-            "run": f"{run.namespace}/{run.name}",
-            "outcome": outcome.kind,
-            "detail": outcome.detail,
-        }
-        if outcome.reason:
-            body["reason"] = outcome.reason
-        headers = {}
-        if outcome.http_status == 429 and outcome.retry_after:
-            headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
-        _answer(outcome.http_status, body, headers)
+        respond(lazy, cloud_event)
 
+    return register(handle)
+
+
+def prepare() -> None:
+    """Logging and error pages, once per process, before the first request."""
+    logs.configure()
+    _install_error_pages()
+
+
+def register(handle: Callable[[CloudEventLike], None]) -> Callable[[CloudEventLike], None]:
+    """Register ``handle`` as functions-framework's CloudEvent target ``handle``."""
     handle.__name__ = handle.__qualname__ = "handle"
     functions_framework.cloud_event(handle)  # registers the signature type under "handle"
     return handle
 
 
-def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> NoReturn:
-    response = flask.Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
+def respond(lazy: LazyProcessor, cloud_event: CloudEventLike) -> NoReturn:
+    """Handle one request for ``lazy``'s integration and answer it (through ``flask.abort``)."""
+    integration = lazy.integration
+    started = time.perf_counter()
+    if flask.has_app_context():
+        setattr(flask.g, _REACHED, True)
+    try:
+        event = parse_event(cloud_event)
+    except MalformedEventError as e:
+        log.warning(
+            "refused malformed event: %s",
+            e,
+            extra=logs.fields(integration=integration.name, outcome="malformed"),
+        )
+        answer(400, {"error": "malformed event", "detail": str(e)})
+    screened = screen(integration, event)  # ignored without a client: build none
+    if screened is not None:
+        outcome = screened
+    else:
+        try:
+            processor = lazy.get()
+        except TemporaryError as e:
+            outcome = Outcome("retry", e.message, e.reason, e.retry_after)
+        else:
+            outcome = processor.process(event)
+    run = event.run
+    level = logging.INFO if outcome.kind in ("reported", "ignored") else logging.WARNING
+    log.log(
+        level,
+        "%s %s/%s: %s",
+        outcome.kind,
+        run.namespace,
+        run.name,
+        outcome.detail,
+        extra=logs.fields(
+            integration=integration.name,
+            event_type=event.type,
+            event_id=event.id,
+            kind=run.kind,
+            namespace=run.namespace,
+            name=run.name,
+            uid=run.uid,
+            outcome=outcome.kind,
+            reason=outcome.reason,
+            http_status=outcome.http_status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        ),
+    )
+    body: dict[str, Any] = {
+        "integration": integration.name,
+        "run": f"{run.namespace}/{run.name}",
+        "outcome": outcome.kind,
+        "detail": outcome.detail,
+    }
+    if outcome.reason:
+        body["reason"] = outcome.reason
+    headers = {}
+    if outcome.http_status == 429 and outcome.retry_after:
+        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
+    answer(outcome.http_status, body, headers)
+
+
+def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> NoReturn:
+    text = redact(json.dumps(body))
+    response = flask.Response(text, status=status, headers=headers, mimetype="application/json")
     flask.abort(response)
 
 

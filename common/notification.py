@@ -1,15 +1,15 @@
-"""The ``RunNotification`` payload that webhook bodies and CloudEvent data carry, and delivery ids.
+"""The ``RunNotification`` payload that webhook bodies and CloudEvent data carry.
 
 Pure. The schema is documented in docs/webhook.md ("Payload"); its versioning policy there too:
 fields are only added within ``integrations.tekton.dev/v1alpha1``; removing, renaming or changing
 the meaning of a field bumps ``apiVersion``. The payload depends only on the run's state, never
-on the time it is sent, so a redelivery carries the same bytes.
+on the time it is sent, so a redelivery carries the same bytes. The id a delivery carries is
+``Context.key()`` (``common.integration``), deterministic per (run UID, integration, state).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,6 @@ from common.events import Run
 
 API_VERSION = "integrations.tekton.dev/v1alpha1"
 KIND = "RunNotification"
-_DELIVERY_NAMESPACE = uuid.UUID("5b0c7b7e-3f2a-4c39-9f61-2d8e1a4b6c90")
 
 
 def run_notification(run: Run, run_url: str | None) -> dict[str, Any]:
@@ -53,16 +52,6 @@ def run_notification(run: Run, run_url: str | None) -> dict[str, Any]:
 def encode(payload: dict[str, Any]) -> bytes:
     """Compact, key-ordered JSON: the exact bytes that are signed and sent."""
     return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
-
-
-def delivery_id(integration: str, run: Run) -> str:
-    """A UUID that is the same for every delivery of one run state, so receivers can drop repeats.
-
-    Derived from (integration, run UID, ``Succeeded`` status and reason): a retried delivery
-    keeps its id, the next state of the run gets a new one.
-    """
-    status, reason = run.state
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{integration}/{run.uid}/{status}/{reason}"))
 
 
 def _timestamp(moment: datetime | None) -> str | None:

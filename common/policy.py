@@ -16,23 +16,22 @@ mounted from a ConfigMap)::
       ci: {...same shape as default...}
     clusterServiceNetworks: ["10.96.0.0/12"]
 
-API, for integrations:
+Sections are not listed here: each integration declares its rule (``Destinations``: the field
+that names what it targets, and whether its targets are URLs with address-safety settings), and
+a section is named after an integration the registry knows. A section for an unknown name is an
+error everywhere; a section's content is checked by ``Policy.check(name, rule)``, which every
+function runs for its own rule at startup, and the CLI for every rule.
+
+API, for the runtime and integrations:
 
 - ``load_policy() -> Policy``: the current policy. Cached per process and per path, re-read when
   the file changes (ConfigMap updates need no restart). A missing file means allow-all, logged
-  once as a warning. A malformed file raises ``PolicyError`` (a ``TemporaryError``: nothing is
-  sent, the event is answered 503 and redelivered, until the operator fixes the file). Call it once
-  at startup too, so a bad file is reported before the first event.
+  once at INFO. A malformed file raises ``PolicyError`` (a ``TemporaryError``: nothing is sent,
+  the event is answered 503 and redelivered, until the operator fixes the file).
 - ``Policy.for_namespace(ns) -> NamespacePolicy``.
-- ``NamespacePolicy.allows(integration, field, value) -> bool`` and ``.require(...)``, which raises
+- ``NamespacePolicy.allows(name, rule, value) -> bool`` and ``.require(...)``, which raises
   ``common.errors.TargetNotAllowedError`` naming the namespace, the value and the policy entry.
-  ``(integration, field)`` is one of ``NAME_FIELDS``, e.g. ``("github", "repositories")`` with
-  ``"owner/repo"``, ``("slack", "channels")`` with ``"#ci"`` or a channel id, ``("email",
-  "domains")`` with the address's domain, ``("webhook", "hosts")`` with a host name.
-- ``NamespacePolicy.network(integration) -> NetworkPolicy`` for ``webhook`` and ``cloudevent``.
-
-Integrations rarely call ``require`` themselves: they list what a call targets in
-``Integration.destinations`` and the runtime checks each value before any claim or call.
+- ``NamespacePolicy.network(name, rule) -> NetworkPolicy`` for a rule with ``network=True``.
 
 Matching: patterns are ``fnmatch`` globs (``*``, ``?``, ``[...]``), compared case-insensitively
 (GitHub and GitLab paths, Slack channels, domains and hosts are all case-insensitive services).
@@ -47,13 +46,23 @@ import fnmatch
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
 from common.errors import TargetNotAllowedError, TemporaryError, clip
 
@@ -62,26 +71,25 @@ log = logging.getLogger(__name__)
 POLICY_FILE_ENV = "TI_POLICY_FILE"
 DEFAULT_POLICY_FILE = "/etc/tekton-integrations/policy/policy.yaml"
 
-NAME_FIELDS: Mapping[str, str] = {
-    "github": "repositories",
-    "gitlab": "projects",
-    "slack": "channels",
-    "email": "domains",
-    "webhook": "hosts",
-    "cloudevent": "hosts",
-}
-"""The one name field each integration's policy entry restricts, by integration."""
-NETWORK_INTEGRATIONS = frozenset({"webhook", "cloudevent"})
-"""Integrations that send to URLs from annotations, with the address-safety settings."""
-_NOUNS = {
-    "repositories": "repository",
-    "projects": "project",
-    "channels": "channel",
-    "domains": "domain",
-    "hosts": "host",
-}
-
 IPNetwork = IPv4Network | IPv6Network
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """An integration's policy rule: its section holds ``field``, a list of patterns of ``noun``s.
+
+    ``network``: the destinations are URL hosts, and the section also takes the address-safety
+    settings ``allowHttp``, ``allowPrivateNetworks`` and ``allowClusterServices``.
+    """
+
+    field: str
+    noun: str
+    network: bool = False
+
+
+@dataclass(frozen=True)
+class TargetsNothing:
+    """An integration whose destinations are fixed by the operator, never by a run."""
 
 
 class PolicyError(TemporaryError):
@@ -114,49 +122,30 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
-class GitHubRules(_Entry):
-    repositories: Patterns | None = None
-
-
-class GitLabRules(_Entry):
-    projects: Patterns | None = None
-
-
-class SlackRules(_Entry):
-    channels: Patterns | None = None
-
-
-class EmailRules(_Entry):
-    domains: Patterns | None = None
-
-
 class AddressRules(_Entry):
-    """Policy for an integration that sends to URLs: hosts by name, and address-safety exceptions."""
+    """Address-safety exceptions of a section whose rule has ``network=True``."""
 
-    hosts: Patterns | None = None
     allow_http: StrictBool = Field(False, alias="allowHttp")
     allow_private_networks: tuple[Network, ...] = Field((), alias="allowPrivateNetworks")
     allow_cluster_services: StrictBool = Field(False, alias="allowClusterServices")
 
 
-class NamespaceRules(_Entry):
-    """One namespace's entry (or ``default``): an optional section per integration."""
-
-    github: GitHubRules | None = None
-    gitlab: GitLabRules | None = None
-    slack: SlackRules | None = None
-    email: EmailRules | None = None
-    webhook: AddressRules | None = None
-    cloudevent: AddressRules | None = None
+Section = Mapping[str, Any]
 
 
 class PolicyDocument(_Entry):
-    default: NamespaceRules | None = None
-    namespaces: dict[StrictStr, NamespaceRules] = Field(default_factory=dict)
+    default: dict[StrictStr, Section] | None = None
+    namespaces: dict[StrictStr, dict[StrictStr, Section]] = Field(default_factory=dict)
     cluster_service_networks: tuple[Network, ...] = Field((), alias="clusterServiceNetworks")
 
 
-_NO_RULES = NamespaceRules()
+@cache
+def section_model(rule: Destinations) -> type[_Entry]:
+    """The pydantic model of a section for ``rule``: its field, plus address rules if ``network``."""
+    base: type[_Entry] = AddressRules if rule.network else _Entry
+    fields: dict[str, Any] = {rule.field: (Patterns | None, None)}
+    model: type[_Entry] = create_model(f"{rule.field.title()}Section", __base__=base, **fields)
+    return model
 
 
 @dataclass(frozen=True)
@@ -197,56 +186,66 @@ class NamespacePolicy:
     namespace: str
     mode: Literal["entry", "allow-all", "deny-all"]
     where: str
-    rules: NamespaceRules = _NO_RULES
+    sections: Mapping[str, Section] | None = None
     cluster_service_networks: tuple[IPNetwork, ...] = ()
+    entry: str = ""
+    """``default`` or ``namespaces.<ns>``: where in the file the sections are."""
+    path: str = ""
 
-    def allows(self, integration: str, field: str, value: str) -> bool:
-        """Whether the namespace may target ``value`` (e.g. ``"acme/widgets"``) with ``integration``."""
-        _check_field(integration, field)
+    def section(self, name: str, rule: Destinations) -> _Entry | None:
+        """The validated section of integration ``name``, ``None`` when the entry has none."""
+        raw = (self.sections or {}).get(name)
+        if raw is None:
+            return None
+        return _validated_section(name, rule, raw, self.entry, self.path)
+
+    def allows(self, name: str, rule: Destinations, value: str) -> bool:
+        """Whether the namespace may target ``value`` (e.g. ``"acme/widgets"``) with integration ``name``."""
         if self.mode != "entry":
             return self.mode == "allow-all"
-        section = getattr(self.rules, integration)
-        patterns: tuple[str, ...] | None = getattr(section, field) if section is not None else None
+        section = self.section(name, rule)
+        patterns: tuple[str, ...] | None = getattr(section, rule.field) if section is not None else None
         return patterns is None or _matches(patterns, value)
 
-    def require(self, integration: str, field: str, value: str) -> None:
-        """Raise ``TargetNotAllowedError`` unless ``allows(integration, field, value)``."""
-        if not self.allows(integration, field, value):
-            raise TargetNotAllowedError(self.refusal(integration, field, value))
+    def require(self, name: str, rule: Destinations, value: str) -> None:
+        """Raise ``TargetNotAllowedError`` unless ``allows(name, rule, value)``."""
+        if not self.allows(name, rule, value):
+            raise TargetNotAllowedError(self.refusal(name, rule, value))
 
-    def refusal(self, integration: str, field: str, value: str) -> str:
+    def refusal(self, name: str, rule: Destinations, value: str) -> str:
         """The message for a refused ``value``: who, what, and which policy entry decided."""
-        noun = f"{integration} {_NOUNS.get(field, field)} {value!r}"
+        noun = f"{name} {rule.noun} {value!r}"
         if self.mode == "deny-all":
             return (
                 f'namespace "{self.namespace}" may not target {noun}: {self.where} has no entry for it '
                 "and no default entry"
             )
-        section = getattr(self.rules, integration)
-        allowed = ", ".join(getattr(section, field) or ()) or "nothing"
+        section = self.section(name, rule)
+        allowed = ", ".join(getattr(section, rule.field) or ()) or "nothing"
         return clip(
             f'namespace "{self.namespace}" may not target {noun}: not matched by '
-            f"{integration}.{field} ({allowed}) in {self.where}",
+            f"{name}.{rule.field} ({allowed}) in {self.where}",
             500,
         )
 
-    def network(self, integration: str) -> NetworkPolicy:
-        """Host and address rules for a URL-based integration (``webhook``, ``cloudevent``)."""
-        if integration not in NETWORK_INTEGRATIONS:
-            raise ValueError(f"{integration!r} is not a URL-based integration")
+    def network(self, name: str, rule: Destinations) -> NetworkPolicy:
+        """Host and address rules for a URL-based integration (a rule with ``network=True``)."""
+        if not rule.network:
+            raise ValueError(f"{name!r} is not a URL-based integration")
         base = NetworkPolicy(
-            integration, self.namespace, self.where, cluster_service_networks=self.cluster_service_networks
+            name, self.namespace, self.where, cluster_service_networks=self.cluster_service_networks
         )
         if self.mode == "deny-all":
-            return NetworkPolicy(integration, self.namespace, self.where, hosts=())
-        section: AddressRules | None = getattr(self.rules, integration)
+            return NetworkPolicy(name, self.namespace, self.where, hosts=())
+        section = self.section(name, rule)
         if self.mode == "allow-all" or section is None:
             return base
+        assert isinstance(section, AddressRules)
         return NetworkPolicy(
-            integration,
+            name,
             self.namespace,
             self.where,
-            hosts=section.hosts,
+            hosts=getattr(section, rule.field),
             allow_http=section.allow_http,
             allowed_networks=section.allow_private_networks,
             allow_cluster_services=section.allow_cluster_services,
@@ -267,15 +266,38 @@ class Policy:
             return NamespacePolicy(namespace, "allow-all", f"{where}, which does not exist yet")
         networks = self.document.cluster_service_networks
         if namespace in self.document.namespaces:
-            rules = self.document.namespaces[namespace]
-            return NamespacePolicy(namespace, "entry", f"namespaces.{namespace} of {where}", rules, networks)
-        if self.document.default is not None:
-            return NamespacePolicy(namespace, "entry", f"default of {where}", self.document.default, networks)
-        return NamespacePolicy(namespace, "deny-all", where, cluster_service_networks=networks)
+            entry, sections = f"namespaces.{namespace}", self.document.namespaces[namespace]
+        elif self.document.default is not None:
+            entry, sections = "default", self.document.default
+        else:
+            return NamespacePolicy(namespace, "deny-all", where, cluster_service_networks=networks)
+        return NamespacePolicy(
+            namespace, "entry", f"{entry} of {where}", sections, networks, entry, self.path
+        )
+
+    def check(self, name: str, rule: Destinations | TargetsNothing) -> None:
+        """Validate every section of integration ``name`` against its rule; raise ``PolicyError``."""
+        if self.document is None:
+            return
+        entries = [("default", self.document.default or {})] + [
+            (f"namespaces.{namespace}", sections) for namespace, sections in self.document.namespaces.items()
+        ]
+        for where, sections in entries:
+            if name not in sections:
+                continue
+            if isinstance(rule, TargetsNothing):
+                raise PolicyError(
+                    f"the policy file {self.path} is invalid: {where}.{name}: {name} targets nothing a "
+                    "run chooses, so it has no policy section"
+                )
+            _validated_section(name, rule, sections[name], where, self.path)
 
 
-def parse_policy(text: str, path: str = "<policy>") -> Policy:
-    """Validate the YAML ``text`` of a policy file; raise ``PolicyError`` naming what is wrong."""
+def parse_policy(text: str, path: str = "<policy>", known: Callable[[], list[str]] | None = None) -> Policy:
+    """Validate the YAML ``text`` of a policy file; raise ``PolicyError`` naming what is wrong.
+
+    ``known`` lists the integration names a section may have (default: the registry's).
+    """
     import yaml  # noqa: PLC0415 -- only when a policy file exists
 
     try:
@@ -287,15 +309,49 @@ def parse_policy(text: str, path: str = "<policy>") -> Policy:
     if not isinstance(data, Mapping):
         raise PolicyError(f"the policy file {path} must hold a mapping (default, namespaces, ...)")
     try:
-        return Policy(path, PolicyDocument.model_validate(data))
+        document = PolicyDocument.model_validate(data)
     except ValidationError as e:
         problems = "; ".join(_describe(error) for error in e.errors())
+        raise PolicyError(clip(f"the policy file {path} is invalid: {problems}", 900)) from e
+    _check_names(document, path, known or _registered_names)
+    return Policy(path, document)
+
+
+def _registered_names() -> list[str]:
+    from common import registry  # noqa: PLC0415 -- the registry imports declarations, which import this
+
+    return registry.names()
+
+
+def _check_names(document: PolicyDocument, path: str, known: Callable[[], list[str]]) -> None:
+    entries = [("default", document.default or {})] + [
+        (f"namespaces.{namespace}", sections) for namespace, sections in document.namespaces.items()
+    ]
+    names = set(known())
+    for where, sections in entries:
+        for name in sections:
+            if name not in names:
+                raise PolicyError(
+                    f"the policy file {path} is invalid: {where}.{name}: no integration named {name!r} "
+                    f"is installed (installed: {', '.join(sorted(names))})"
+                )
+
+
+def _validated_section(name: str, rule: Destinations, raw: Any, entry: str, path: str) -> _Entry:
+    """``raw`` checked against ``rule``; errors name ``<entry>.<name>.<key>`` in the file at ``path``."""
+    where = f"the policy file {path} is invalid: {entry}.{name}"
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{where}: must be a mapping with {rule.field}")
+    try:
+        return section_model(rule).model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(f"{entry}.{name}.{_describe(error)}" for error in e.errors())
         raise PolicyError(clip(f"the policy file {path} is invalid: {problems}", 900)) from e
 
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[tuple[int, ...], Policy]] = {}
-_warned_missing: set[str] = set()
+_noted_missing: set[str] = set()
 
 
 def policy_path() -> str:
@@ -309,11 +365,11 @@ def load_policy() -> Policy:
         stat = os.stat(path)  # follows the ConfigMap's ..data symlink, so an update is seen
     except FileNotFoundError:
         with _lock:
-            if path not in _warned_missing:
-                _warned_missing.add(path)
-                log.warning(
+            if path not in _noted_missing:
+                _noted_missing.add(path)
+                log.info(
                     "no policy file at %s: every namespace may target every destination "
-                    "(address safety for webhook/cloudevent still applies); see docs/policy.md",
+                    "(address safety for URL targets still applies); see docs/policy.md",
                     path,
                 )
         return Policy(path, None)
@@ -331,18 +387,13 @@ def load_policy() -> Policy:
     policy = parse_policy(text, path)
     with _lock:
         _cache[path] = (signature, policy)
-        _warned_missing.discard(path)
+        _noted_missing.discard(path)
     return policy
 
 
 def _matches(patterns: tuple[str, ...], value: str) -> bool:
     value = value.strip().rstrip(".").lower()
     return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
-
-
-def _check_field(integration: str, field: str) -> None:
-    if NAME_FIELDS.get(integration) != field:
-        raise ValueError(f"the policy has no field {integration}.{field}; see common.policy.NAME_FIELDS")
 
 
 def _describe(error: Mapping[str, Any]) -> str:

@@ -1,15 +1,19 @@
 """The integration runtime: what happens to one Tekton event, whatever the service.
 
-An integration supplies its name, its configuration model and a ``report`` function that makes
-the external call for the run's current state. The runtime does the rest (DESIGN.md §2-3):
+An integration declares itself (``common.integration``); the runtime does the rest (DESIGN.md §2-4):
 
 1. ignore runs that did not opt in, and child TaskRuns, without any API call;
 2. re-read the live run and act on *its* state, never the event's;
 3. skip duplicates and never regress a record that already reports a finished run;
-4. validate the configuration, recording ``InvalidConfiguration`` when it is wrong;
-5. claim with a conditional write before a side effect that must not repeat;
-6. call ``report`` and turn its result or error into a record, written conditionally,
-   re-reading and deciding again on a conflict, within a bound.
+4. validate the configuration and the service settings, recording ``InvalidConfiguration`` or
+   ``<Service>NotConfigured`` when they are wrong;
+5. keep to the states the run asks for (its ``on`` annotation, else the declared defaults);
+6. check every destination against the namespace's policy (an integration with destinations
+   cannot skip this: its declared rule is applied);
+7. claim with a conditional write before a side effect that must not repeat;
+8. call ``report`` within the service's total deadline (``common.deadline``) and turn its result
+   or error into a record, written conditionally, re-reading and deciding again on a conflict,
+   within a bound. Every message passes the redaction boundary before it is written.
 
 Every path ends in an ``Outcome``; nothing raises out of ``Processor.process``.
 """
@@ -18,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal
 
+from common import deadline
 from common.config import ConfigT, load_config, opted_in
 from common.errors import (
     ConflictError,
     IntegrationError,
-    InvalidConfigurationError,
     MalformedEventError,
     PermanentError,
     RunNotFoundError,
@@ -35,7 +39,9 @@ from common.errors import (
     TemporaryError,
 )
 from common.events import Run, RunEvent
-from common.policy import NAME_FIELDS, load_policy
+from common.integration import Context, Integration, SettingsT
+from common.policy import Destinations, load_policy
+from common.redaction import redact
 from common.runclient import RunClient, RunRef
 from common.settings import RuntimeSettings
 from common.status import ConditionStatus, IntegrationStatus, RunState, new_record
@@ -52,73 +58,6 @@ MAX_CHILDREN = 50
 """Child TaskRuns read at most for a summary of failed tasks."""
 BUSY_RETRY_AFTER = 2.0
 """Seconds a delivery waits while another one holds the claim for a different run state."""
-
-
-@dataclass(frozen=True)
-class Report:
-    """What an integration did: the record's message, reason and ids to keep (e.g. ``check-run-id``)."""
-
-    message: str
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    reason: str = "Reported"
-
-
-@dataclass(frozen=True)
-class Context(Generic[ConfigT]):
-    """Everything ``report`` needs: the live run, its configuration, and the previous record."""
-
-    run: Run
-    config: ConfigT
-    record: IntegrationStatus | None
-    settings: RuntimeSettings
-    load_children: Callable[[Run], list[Run]] = field(default=lambda _: [], repr=False)
-    event: RunEvent | None = None
-    """The event being handled; its run may be older than ``run``, which is live."""
-
-    def child_runs(self) -> list[Run]:
-        """The run's child TaskRuns as they are now (one API read each; use when needed)."""
-        return self.load_children(self.run)
-
-    def recorded(self, key: str) -> str | None:
-        """An id kept in the previous record's annotations, e.g. ``check-run-id``."""
-        return self.record.annotations.get(key) if self.record else None
-
-    @property
-    def run_url(self) -> str | None:
-        """The run on the Tekton Dashboard, when ``TEKTON_DASHBOARD_URL`` is set."""
-        return self.settings.run_url(self.run)
-
-
-def _always(_: Context[ConfigT]) -> bool:
-    return True
-
-
-def _never(_: Context[ConfigT]) -> bool:
-    return False
-
-
-def _nowhere(_: Context[ConfigT]) -> Iterable[str]:
-    return ()
-
-
-@dataclass(frozen=True)
-class Integration(Generic[ConfigT]):
-    """An integration: the only part a function file writes.
-
-    ``report`` performs the external call for ``ctx.run``'s state and returns a ``Report``, or
-    raises ``PermanentError``/``TemporaryError``. ``wants`` says whether this state is reported
-    at all; ``needs_claim`` whether the call creates something that must not be created twice;
-    ``destinations`` names what the call targets (repositories, channels, hosts, mail domains),
-    each checked against the namespace's policy before anything is sent.
-    """
-
-    name: str
-    config: type[ConfigT]
-    report: Callable[[Context[ConfigT]], Report]
-    wants: Callable[[Context[ConfigT]], bool] = _always
-    needs_claim: Callable[[Context[ConfigT]], bool] = _never
-    destinations: Callable[[Context[ConfigT]], Iterable[str]] = _nowhere
-    reports_child_taskruns: bool = False
 
 
 OutcomeKind = Literal["reported", "failed", "retry", "ignored"]
@@ -140,7 +79,7 @@ class Outcome:
         return 429 if self.retry_after else 503
 
 
-def screen(integration: Integration[Any], event: RunEvent) -> Outcome | None:
+def screen(integration: Integration[Any, Any], event: RunEvent) -> Outcome | None:
     """Why the event is ignored without any API call (not opted in, a child TaskRun), else ``None``."""
     run = event.run
     if not opted_in(integration.name, run.annotations):
@@ -150,12 +89,12 @@ def screen(integration: Integration[Any], event: RunEvent) -> Outcome | None:
     return None
 
 
-class Processor(Generic[ConfigT]):
+class Processor(Generic[ConfigT, SettingsT]):
     """Runs one integration against events, with one run client and one set of settings."""
 
     def __init__(
         self,
-        integration: Integration[ConfigT],
+        integration: Integration[ConfigT, SettingsT],
         client: RunClient,
         settings: RuntimeSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -213,17 +152,20 @@ class Processor(Generic[ConfigT]):
             return skip
         try:
             config = load_config(self.integration.config, self.integration.name, live.annotations)
-        except InvalidConfigurationError as e:
+            settings = self.integration.settings.load()
+        except PermanentError as e:
             return self._record(live, live, record, "False", e.reason, e.message, {})
         ctx = Context(
+            integration=self.integration.name,
             run=live,
             config=config,
+            settings=settings,
             record=record,
-            settings=self.settings,
+            runtime=self.settings,
             load_children=self._children,
             event=event,
         )
-        if not self.integration.wants(ctx):
+        if not self.integration.reports(ctx):
             return Outcome("ignored", f"{live.phase.value} is not a state this run asks to report")
         try:
             self._check_policy(ctx)
@@ -246,14 +188,21 @@ class Processor(Generic[ConfigT]):
             record = claim
         return self._act(ctx, acted_on, record)
 
-    def _check_policy(self, ctx: Context[ConfigT]) -> None:
+    def _check_policy(self, ctx: Context[ConfigT, SettingsT]) -> None:
         """Refuse destinations the namespace's policy does not allow (DESIGN.md §4)."""
-        name = self.integration.name
+        rule = self.integration.policy
         values = list(self.integration.destinations(ctx))
-        if values and name in NAME_FIELDS:
+        if not isinstance(rule, Destinations):
+            if values:
+                raise TargetNotAllowedError(
+                    f"{self.integration.name} declares that it targets nothing, yet named {len(values)} "
+                    "destination(s): refused"
+                )
+            return
+        if values:
             namespace_policy = load_policy().for_namespace(ctx.run.namespace)
             for value in values:
-                namespace_policy.require(name, NAME_FIELDS[name], value)
+                namespace_policy.require(self.integration.name, rule, value)
 
     def _children(self, run: Run) -> list[Run]:
         children = []
@@ -278,9 +227,22 @@ class Processor(Generic[ConfigT]):
             return Outcome("retry", f"another delivery is reporting {which} state", "Busy", BUSY_RETRY_AFTER)
         return None
 
-    def _act(self, ctx: Context[ConfigT], acted_on: Run, record: IntegrationStatus | None) -> Outcome:
+    def _act(
+        self, ctx: Context[ConfigT, SettingsT], acted_on: Run, record: IntegrationStatus | None
+    ) -> Outcome:
         try:
-            report = self.integration.report(ctx)
+            with deadline.within(ctx.settings.timeout_seconds) as scope:
+                try:
+                    report = self.integration.report(ctx)
+                except Exception as e:
+                    if not scope.expired:
+                        raise
+                    cut_off = self._cut_off(ctx)
+                    if isinstance(e, IntegrationError):
+                        cut_off.annotations.update(e.annotations)  # e.g. the delivery id it tried
+                    raise cut_off from e
+                if scope.expired:  # what a cut-off call read may look complete: it is not
+                    raise self._cut_off(ctx)
         except PermanentError as e:
             return self._record(ctx.run, acted_on, record, "False", e.reason, e.message, e.annotations)
         except TemporaryError as e:
@@ -302,6 +264,13 @@ class Processor(Generic[ConfigT]):
             ctx.run, acted_on, record, "True", report.reason, report.message, report.annotations
         )
 
+    def _cut_off(self, ctx: Context[ConfigT, SettingsT]) -> TemporaryError:
+        seconds = ctx.settings.timeout_seconds
+        variable = type(ctx.settings).variable("timeout_seconds")
+        error = self.integration.faults.timeout(f"the {self.integration.name} call", seconds)
+        error.message += f" (the total deadline, {variable}); the call was cut off"
+        return error
+
     def _record(  # noqa: PLR0917 -- private; every caller passes the full decision
         self,
         target: Run,
@@ -318,6 +287,8 @@ class Processor(Generic[ConfigT]):
         written again on top, unless another delivery meanwhile recorded this state or a later one.
         """
         kind = _OUTCOME_OF[status]
+        message = redact(message)
+        annotations = {key: redact(value) for key, value in annotations.items()}
         for _ in range(MAX_DECISIONS):
             record = new_record(
                 self.integration.name,
@@ -346,7 +317,7 @@ class Processor(Generic[ConfigT]):
                     ref_of(target),
                     target.uid,
                     "IntegrationFailed",
-                    f"{self.integration.name}: {reason}: {message}",
+                    redact(f"{self.integration.name}: {reason}: {message}"),
                 )
             return Outcome(kind, message, reason)
         self._keep_unwritten(target, previous, record)

@@ -1,7 +1,7 @@
-"""Send one POST to a URL taken from a user's annotation, safely. Shared by webhook and cloudevent.
+"""Send one POST to a URL taken from a user's annotation, safely. Shared by the URL-based integrations.
 
-Owns URL checks, applying address safety (``common.addresses``) and the HTTP exchange; not
-payloads, signatures or records.
+Owns URL checks, applying address safety (``common.addresses``), the HTTP exchange and reading
+its answer through the shared fault table; not payloads, signatures, records or policy files.
 Before any byte leaves (DESIGN.md §4):
 
 1. the URL must be ``http`` or ``https`` with a host and no credentials; ``http`` only where the
@@ -13,13 +13,25 @@ Before any byte leaves (DESIGN.md §4):
 4. the connection goes to the validated address itself (DNS rebinding cannot swap it), while the
    ``Host`` header, TLS SNI and certificate verification use the host name;
 5. redirects are never followed: a 3xx is an answer, reported as ``TargetRedirected``;
-6. connect and read timeouts are bounded (``TI_TARGET_CONNECT_TIMEOUT``, ``TI_TARGET_READ_TIMEOUT``);
-   proxies from the environment are not used.
+6. ``Timeouts(total)``, the integration's ``<PREFIX>_TIMEOUT_SECONDS``: connecting to an address
+   takes at most min(5 s, total) and each read at most the total. The total itself, which a
+   receiver dripping its answer a byte at a time would otherwise stretch, is kept by the runtime
+   around ``report`` (``common.deadline``), which also treats what a cut-off exchange returned
+   as a timeout: ``http.client`` takes a status line or header block ended by a closed
+   connection for a complete answer;
+7. proxies from the environment are not used.
 
-API: ``post`` returns the ``Response`` whatever its status; ``deliver`` also turns a non-2xx
-answer into the runtime's errors. Both raise ``TargetNotAllowedError`` when nothing was sent,
-``TargetRejectedError`` (permanent) or ``TargetUnavailableError`` (temporary); the last two carry
-``http_status`` (``None`` when there was no HTTP answer).
+Answers are classified by ``FAULTS`` (``common.faults``: 5xx, 408, 425 and 429 temporary, with
+``Retry-After``; 3xx and other 4xx permanent); the reasons are ``TargetRejected``,
+``TargetUnavailable``, ``TargetRateLimited``, ``TargetRedirected``, ``TargetTimeout`` and
+``TargetUnreachable``, plus this module's own ``TargetTLSError`` and ``TargetUnresolvable``.
+The receiver's body excerpt is redacted as it is read: a receiver or a proxy may echo the
+request's headers.
+
+API: ``post`` returns the ``Response`` whatever its status; ``deliver`` also raises for any answer
+but 2xx. Both raise ``TargetNotAllowedError`` when nothing was sent, else the shared
+``PermanentError``/``TemporaryError``; ``deliver``'s errors carry the record annotation
+``last-http-status`` (the answer's status, ``none`` without an answer).
 """
 
 from __future__ import annotations
@@ -31,62 +43,65 @@ import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
+from time import monotonic
 from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
 
 from common.addresses import IPAddress, refusal
-from common.errors import PermanentError, TargetNotAllowedError, TemporaryError, clip
+from common.errors import IntegrationError, PermanentError, TargetNotAllowedError, TemporaryError, clip
+from common.faults import Faults
 from common.policy import NetworkPolicy
+from common.redaction import redact
 
 USER_AGENT = "tekton-integrations/0.1"
-DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_READ_TIMEOUT = 10.0
+MAX_CONNECT_TIMEOUT = 5.0
+"""Seconds to connect to one address, at most (never more than the total)."""
 MAX_ADDRESSES = 3
 """Resolved addresses tried in turn while connections fail (nothing was sent to the earlier ones)."""
 MAX_EXCERPT_BYTES = 2048
 """Bytes of a response body read, for error messages; the rest is never read."""
-MAX_RETRY_AFTER = 3600.0
 MAX_URL_LENGTH = 2048
+LAST_HTTP_STATUS = "last-http-status"
+"""The record annotation ``deliver``'s errors carry: the target's HTTP status, or ``none``."""
+
+FAULTS = Faults(
+    "Target",
+    {
+        400: "the receiver refused the request as malformed",
+        401: "the receiver refused the request's authentication: check the key it verifies with",
+        403: "the receiver forbids the request: check the receiver's configuration",
+        404: "the receiver has no such URL: check the annotation",
+        410: "the receiver's URL is gone: check the annotation",
+        413: "the receiver refused the body as too large",
+        422: "the receiver could not process the body",
+    },
+    reasons={},
+)
+"""Every 4xx is ``TargetRejected``: receivers are not one service whose codes mean one thing."""
+TLS_ERROR = FAULTS.reason("TLSError")
+UNRESOLVABLE = FAULTS.reason("Unresolvable")
 
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
 
 
-class TargetRejectedError(PermanentError):
-    """The target answered, or failed, in a way retrying will not fix (4xx, 3xx, TLS, no such host)."""
-
-    def __init__(self, reason: str, message: str, http_status: int | None = None) -> None:
-        super().__init__(reason, message)
-        self.http_status = http_status
-
-
-class TargetUnavailableError(TemporaryError):
-    """Retrying later may work (5xx, 429, 408, timeouts, refused connections)."""
-
-    def __init__(
-        self, reason: str, message: str, http_status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(reason, message, retry_after)
-        self.http_status = http_status
-
-
 @dataclass(frozen=True)
 class Timeouts:
-    connect: float = DEFAULT_CONNECT_TIMEOUT
-    read: float = DEFAULT_READ_TIMEOUT
+    """The total deadline of one exchange, in seconds (an integration's ``timeout_seconds``)."""
 
-    @classmethod
-    def from_env(cls) -> Timeouts:
-        """``TI_TARGET_CONNECT_TIMEOUT`` and ``TI_TARGET_READ_TIMEOUT``, in seconds, each capped at 30."""
-        return cls(
-            connect=min(30.0, float(os.environ.get("TI_TARGET_CONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT)),
-            read=min(30.0, float(os.environ.get("TI_TARGET_READ_TIMEOUT") or DEFAULT_READ_TIMEOUT)),
-        )
+    total: float
+
+    @property
+    def connect(self) -> float:
+        return min(MAX_CONNECT_TIMEOUT, self.total)
+
+    @property
+    def read(self) -> float:
+        """Each read; the total still bounds a receiver that answers a byte at a time."""
+        return self.total
 
 
 @dataclass(frozen=True)
@@ -145,27 +160,12 @@ class TargetURL:
 
 @dataclass(frozen=True)
 class Response:
-    """The target's answer: status, reason phrase, lower-cased headers, the body's first bytes."""
+    """The target's answer: status, reason phrase, lower-cased headers, the body's first bytes (redacted)."""
 
     status: int
     reason: str
     headers: Mapping[str, str]
     excerpt: str
-
-    @property
-    def retry_after(self) -> float | None:
-        """``Retry-After`` in seconds (delta or HTTP date), within [1, 3600]; ``None`` if absent."""
-        value = self.headers.get("retry-after", "").strip()
-        if not value:
-            return None
-        if value.isdigit():
-            seconds = float(value)
-        else:
-            try:
-                seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-            except (TypeError, ValueError):
-                return None
-        return min(MAX_RETRY_AFTER, max(1.0, seconds))
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -214,50 +214,29 @@ def post(
     headers: Mapping[str, str],
     network: NetworkPolicy,
     *,
+    timeouts: Timeouts,
     service: str = "target",
-    timeouts: Timeouts | None = None,
 ) -> Response:
-    """POST ``body`` to ``url`` after ``check``; the answer is returned whatever its status."""
+    """POST ``body`` to ``url`` after ``check``; the answer is returned whatever its status.
+
+    ``service`` names the target in messages (``webhook receiver``).
+    """
     target, addresses = check(url, network)
-    timeouts = timeouts or Timeouts.from_env()
     request_headers = {"User-Agent": USER_AGENT, **headers, "Host": target.host_header}
     failure: HTTPError | None = None
+    give_up = monotonic() + timeouts.total
     for address in addresses[:MAX_ADDRESSES]:
-        pool = _pool(target, address, timeouts)
+        if failure is not None and monotonic() >= give_up:
+            break  # no new connection once the total has passed: nothing would cut it off
         try:
-            answer = pool.urlopen(
-                "POST",
-                target.request_target,
-                body=body,
-                headers=request_headers,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-            )
+            return _exchange(target, address, body, request_headers, timeouts)
         except (NewConnectionError, ConnectTimeoutError) as e:
             failure = e  # no connection, nothing sent: the next address may work
-            pool.close()
-            continue
         except HTTPError as e:
-            pool.close()
-            raise _transport_error(e, target, service) from e
-        try:
-            excerpt = answer.read(MAX_EXCERPT_BYTES)
-        except HTTPError as e:
-            raise _transport_error(e, target, service) from e
-        finally:
-            answer.close()
-            pool.close()
-        return Response(
-            status=answer.status,
-            reason=answer.reason or "",
-            headers={key.lower(): value for key, value in answer.headers.items()},
-            excerpt=excerpt.decode("utf-8", "replace"),
-        )
+            failure = e
+            break
     assert failure is not None
-    raise _transport_error(failure, target, service) from failure
+    raise _transport_error(failure, _what(service, target), timeouts) from failure
 
 
 def deliver(
@@ -266,39 +245,27 @@ def deliver(
     headers: Mapping[str, str],
     network: NetworkPolicy,
     *,
+    timeouts: Timeouts,
     service: str = "target",
-    timeouts: Timeouts | None = None,
 ) -> Response:
-    """``post``, then raise for any answer but 2xx. ``service`` names the target in messages."""
-    response = post(url, body, headers, network, service=service, timeouts=timeouts)
-    error = classify(response, f"the {service} at {TargetURL.parse(url).origin}")
+    """``post``, then raise for any answer but 2xx; every error carries ``last-http-status``."""
+    try:
+        response = post(url, body, headers, network, timeouts=timeouts, service=service)
+    except IntegrationError as e:
+        e.annotations.setdefault(LAST_HTTP_STATUS, "none")
+        raise
+    error = classify(response, _what(service, TargetURL.parse(url)))
     if error is not None:
+        error.annotations[LAST_HTTP_STATUS] = str(response.status)
         raise error
     return response
 
 
-def classify(response: Response, who: str) -> TargetRejectedError | TargetUnavailableError | None:
-    """``None`` for 2xx; temporary for 5xx, 429 and 408; permanent for redirects and other 4xx."""
-    status = response.status
-    if 200 <= status < 300:
+def classify(response: Response, what: str) -> IntegrationError | None:
+    """``None`` for 2xx, else the shared table's error for the answer to ``what``."""
+    if 200 <= response.status < 300:
         return None
-    said = f"{who} answered {status} {response.reason}".rstrip()
-    detail = _printable(response.excerpt)
-    if detail:
-        said += f": {detail}"
-    if status == 429:
-        return TargetUnavailableError("TargetRateLimited", said, status, response.retry_after)
-    if status >= 500 or status == 408:
-        return TargetUnavailableError("TargetUnavailable", said, status, response.retry_after)
-    if 300 <= status < 400:
-        location = clip(response.headers.get("location", "?"), 200)
-        return TargetRejectedError(
-            "TargetRedirected",
-            f"{who} redirected to {location} ({status}); redirects are not followed: "
-            "set the annotation to the final URL",
-            status,
-        )
-    return TargetRejectedError("TargetRejected", said, status)
+    return FAULTS.for_status(response.status, response.headers, what=what, detail=response.excerpt)
 
 
 def host_of(url: str) -> str | None:
@@ -307,12 +274,6 @@ def host_of(url: str) -> str | None:
         return TargetURL.parse(url).host
     except TargetNotAllowedError:
         return None
-
-
-def http_status_of(error: BaseException) -> int | None:
-    """The HTTP status an error from ``post``/``deliver`` came with, if any."""
-    status = getattr(error, "http_status", None)
-    return status if isinstance(status, int) else None
 
 
 def _normalize_host(host: str) -> str:
@@ -342,12 +303,12 @@ def _addresses(target: TargetURL) -> list[IPAddress]:
     except socket.gaierror as e:
         message = f"cannot resolve {target.host}: {e.strerror}"
         if e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
-            raise TargetRejectedError("TargetUnresolvable", message) from e
-        raise TargetUnavailableError("TargetUnresolvable", message) from e
+            raise PermanentError(UNRESOLVABLE, message) from e
+        raise TemporaryError(UNRESOLVABLE, message) from e
     except (OSError, UnicodeError) as e:
-        raise TargetUnavailableError("TargetUnresolvable", f"cannot resolve {target.host}: {e}") from e
+        raise TemporaryError(UNRESOLVABLE, f"cannot resolve {target.host}: {type(e).__name__}") from e
     if not addresses:
-        raise TargetRejectedError("TargetUnresolvable", f"{target.host} has no addresses")
+        raise PermanentError(UNRESOLVABLE, f"{target.host} has no addresses")
     return addresses
 
 
@@ -379,29 +340,65 @@ def _pool(target: TargetURL, address: IPAddress, timeouts: Timeouts) -> urllib3.
     return urllib3.HTTPConnectionPool(str(address), target.port, timeout=timeout, retries=False, maxsize=1)
 
 
-def _transport_error(
-    error: HTTPError, target: TargetURL, service: str
-) -> TargetRejectedError | TargetUnavailableError:
-    who = f"the {service} at {target.origin}"
+def _what(service: str, target: TargetURL) -> str:
+    """How messages name the call: never the path or query, which may hold tokens."""
+    return f"the POST to the {service} at {target.origin}"
+
+
+def _exchange(
+    target: TargetURL, address: IPAddress, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+) -> Response:
+    pool = _pool(target, address, timeouts)
+    try:
+        answer = pool.urlopen(
+            "POST",
+            target.request_target,
+            body=body,
+            headers=dict(headers),
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            decode_content=False,
+        )
+        try:
+            excerpt = answer.read(MAX_EXCERPT_BYTES)
+        finally:
+            answer.close()
+    finally:
+        pool.close()
+    return Response(
+        status=answer.status,
+        reason=answer.reason or "",
+        headers={key.lower(): value for key, value in answer.headers.items()},
+        excerpt=redact(excerpt.decode("utf-8", "replace")),
+    )
+
+
+def _transport_error(error: HTTPError, what: str, timeouts: Timeouts) -> IntegrationError:
     if isinstance(error, SSLError):
-        return TargetRejectedError("TargetTLSError", f"TLS with {who} failed: {_cause(error)}")
-    if isinstance(error, NewConnectionError):
-        return TargetUnavailableError("TargetUnreachable", f"cannot connect to {who}: {_cause(error)}")
-    if isinstance(error, ConnectTimeoutError | ReadTimeoutError):
-        return TargetUnavailableError("TargetTimeout", f"{who} did not answer in time")
-    return TargetUnavailableError("TargetUnreachable", f"the connection to {who} failed: {_cause(error)}")
+        return PermanentError(TLS_ERROR, f"TLS failed for {what}: {_cause(error)}")
+    if isinstance(error, NewConnectionError):  # a subclass of ConnectTimeoutError, yet no timeout
+        return FAULTS.unreachable(what, _innermost(error))
+    if isinstance(error, ConnectTimeoutError):
+        return FAULTS.timeout(what, timeouts.connect)
+    if isinstance(error, ReadTimeoutError):
+        return FAULTS.timeout(what, timeouts.read)
+    return FAULTS.unreachable(what, _innermost(error))
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The operating system's error under urllib3's wrappers (``ConnectionRefusedError``...)."""
+    while error.__context__ is not None and not isinstance(error, OSError | ssl.SSLError):
+        error = error.__context__
+    return error
 
 
 def _cause(error: BaseException) -> str:
     """The innermost reason, without urllib3's object reprs (which name pools and addresses)."""
-    while error.__context__ is not None and not isinstance(error, OSError | ssl.SSLError):
-        error = error.__context__
+    error = _innermost(error)
     if isinstance(error, ssl.SSLCertVerificationError):
         return str(error.verify_message)
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return clip(type(error).__name__ + (f": {error}" if str(error) else ""), 200)
-
-
-def _printable(text: str) -> str:
-    return clip(" ".join(text.split()), 200)

@@ -45,7 +45,15 @@ SERVICE_ENV = (
     "SMTP_SECURITY",
     "SMTP_USERNAME",
     "SMTP_FROM",
+    "SMTP_CA",
     "SMTP_CA_FILE",
+    "SMTP_TIMEOUT_SECONDS",
+    "GITLAB_TIMEOUT_SECONDS",
+    "GITHUB_TIMEOUT_SECONDS",
+    "SLACK_TIMEOUT_SECONDS",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "CLOUDEVENT_TIMEOUT_SECONDS",
+    "TI_INTEGRATION",
     "CLOUDEVENT_DEFAULT_SINK",
     "WEBHOOK_SECRET_DIR",
 )
@@ -80,10 +88,17 @@ Deliver = Callable[..., TestResponse]
 
 def function_client(name: str) -> FlaskClient:
     """A test client for ``functions/<name>/main.py``, loaded the way functions-framework loads it."""
-    app = functions_framework.create_app(
-        target="handle", source=str(REPO / "functions" / name / "main.py"), signature_type="cloudevent"
-    )
+    return source_client(REPO / "functions" / name / "main.py")
+
+
+def source_client(source: Path) -> FlaskClient:
+    """A test client for the functions-framework target ``handle`` in ``source``."""
+    app = functions_framework.create_app(target="handle", source=str(source), signature_type="cloudevent")
     return app.test_client()
+
+
+DEADLETTER = REPO / "common" / "deadletter.py"
+"""The dead-letter receiver's source: part of the runtime, not an integration."""
 
 
 def event_request(sample: dict[str, Any]) -> tuple[dict[str, str], bytes]:
@@ -118,3 +133,24 @@ def deliver() -> Deliver:
         return client.post("/", headers=headers, data=body)
 
     return post
+
+
+def written_texts(
+    answer: TestResponse,
+    kube: MemoryRunClient,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture | None = None,
+) -> dict[str, str]:
+    """Every text a function wrote while handling a delivery: its HTTP answer, the runs (records
+    included), the Kubernetes Events, its log lines and, with ``caplog``, the log records any
+    other handler would format. Where credentials must never be."""
+    texts = {
+        "answer": answer.get_data(as_text=True),
+        "runs": json.dumps(list(kube.runs.values())),
+        "events": json.dumps(kube.events, default=str),
+        "log lines": capsys.readouterr().err,
+    }
+    if caplog is not None:
+        texts["log records"] = "\n".join(record.getMessage() for record in caplog.records)
+    assert texts["log lines"], "the function logged the delivery"
+    return texts

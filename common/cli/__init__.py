@@ -12,14 +12,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from typing import TextIO
 
 from common import logs
-from common.cli import demo, explain, resync, send, status
+from common.cli import demo, explain, manifests, resync, send, status
 from common.cli.errors import ExitCode, as_cli_error
-from common.cli.output import Style, wants_colour
+from common.cli.output import Style, redacting, wants_colour
 from common.cli.session import Connector, Session, kube_connector
 
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_parser(commands)
     resync.add_parser(commands)
     demo.add_parser(commands)
+    manifests.add_parser(commands)
     return parser
 
 
@@ -51,11 +52,12 @@ def main(
 ) -> int:
     """Run one command; returns its exit code. Tests pass their own connector, streams and clock."""
     args = build_parser().parse_args(argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out = redacting(out or sys.stdout)
+    err = redacting(err or sys.stderr)
     env = os.environ if env is None else env
     if not getattr(args, "takes_session", False):
-        code: int = args.run(args)
+        with redirect_stdout(out), redirect_stderr(err):
+            code: int = args.run(args)
         return code
     session = Session(
         args=args,

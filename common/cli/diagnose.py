@@ -1,14 +1,12 @@
 """Check one integration's settings on a run the way its function will: the parsed configuration,
 each bad annotation with what is wrong and how to fix it, and what the tenancy policy allows.
 
-Pure apart from reading a policy document that the caller found. The policy module
-(``common.policy``) is used when it is installed; without it the answer says so.
+Pure apart from reading a policy document that the caller found.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +14,8 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ValidationError
 
 from common.config import IntegrationConfig, annotation_key, settings_from_annotations
-from common.runtime import Context, Integration
+from common.integration import Context, Integration
+from common.policy import Destinations, PolicyError, parse_policy
 
 _PATTERN_HINTS = {
     "[0-9a-f]{40}": "the full commit SHA: 40 (or 64) lower-case hex digits, not a branch or short SHA",
@@ -48,7 +47,7 @@ class Settings:
     config: IntegrationConfig | None = None
 
 
-def check_settings(integration: Integration[Any], annotations: Mapping[str, str]) -> Settings:
+def check_settings(integration: Integration[Any, Any], annotations: Mapping[str, str]) -> Settings:
     """Validate like ``common.config.load_config`` does, keeping each error's details."""
     given = settings_from_annotations(integration.name, annotations)
     try:
@@ -79,7 +78,9 @@ def _key_of(model: type[BaseModel], name: str) -> str:
     return info.alias or name
 
 
-def _problem(integration: Integration[Any], given: Mapping[str, str], error: Mapping[str, Any]) -> Problem:
+def _problem(
+    integration: Integration[Any, Any], given: Mapping[str, str], error: Mapping[str, Any]
+) -> Problem:
     location = error.get("loc") or ("?",)
     key = str(location[0])
     full = annotation_key(integration.name, key)
@@ -113,7 +114,7 @@ def _problem(integration: Integration[Any], given: Mapping[str, str], error: Map
     return Problem(full, given.get(key), message, fix)
 
 
-def _description(integration: Integration[Any], key: str) -> str:
+def _description(integration: Integration[Any, Any], key: str) -> str:
     for name, info in integration.config.model_fields.items():
         if key in (name, info.alias) and info.description:
             return f" ({info.description})"
@@ -131,33 +132,29 @@ class PolicyCheck:
 
 
 def check_policy(
-    policy_text: str, where: str, integration: Integration[Any], ctx: Context[Any]
+    policy_text: str, where: str, integration: Integration[Any, Any], ctx: Context[Any, Any]
 ) -> list[PolicyCheck]:
     """What ``policy_text`` (the policy file's YAML) decides for the destinations the integration
     names for this run (its ``destinations``, exactly what the runtime checks before sending).
 
-    Raises ``LookupError`` when the policy module is not installed and ``ValueError`` (with the
-    policy module's message) when the document is invalid.
+    Raises ``ValueError`` (with the policy's message) when the document is invalid.
     """
-    try:
-        policy_module = importlib.import_module("common.policy")
-    except ImportError as e:
-        raise LookupError("no policy module (common.policy) in this installation") from e
-    field_name = policy_module.NAME_FIELDS.get(integration.name)
+    rule = integration.policy
     values = [str(value) for value in integration.destinations(ctx)]
-    if field_name is None or not values:
+    if not isinstance(rule, Destinations) or not values:
         return []
     try:
-        rules = policy_module.parse_policy(policy_text, where).for_namespace(ctx.run.namespace)
-    except Exception as e:  # PolicyError: the functions would refuse to send until it is fixed
-        raise ValueError(str(getattr(e, "message", e))) from e
+        rules = parse_policy(policy_text, where).for_namespace(ctx.run.namespace)
+        decisions = [(value, rules.allows(integration.name, rule, value)) for value in values]
+    except PolicyError as e:  # the functions would refuse to send until it is fixed
+        raise ValueError(e.message) from e
+    field_name = rule.field
     checks = []
-    for value in values:
-        allowed = bool(rules.allows(integration.name, field_name, value))
+    for value, allowed in decisions:
         message = (
             f"{field_name} {value!r} by {rules.where}"
             if allowed
-            else str(rules.refusal(integration.name, field_name, value))
+            else rules.refusal(integration.name, rule, value)
         )
         checks.append(PolicyCheck(field_name, value, allowed, message))
     return checks

@@ -26,7 +26,7 @@ from common.cli.session import Session, add_cluster_arguments
 from common.config import DOMAIN
 from common.errors import IntegrationError
 from common.events import Run
-from common.runtime import Context, Integration
+from common.integration import Context, Integration
 from common.settings import RuntimeSettings
 from common.store import ref_of
 from common.summary import headline
@@ -110,7 +110,14 @@ def _explain(
     record = view.record
     runtime = RuntimeSettings.from_env()
     if loaded.integration is not None and settings is not None and settings.config is not None:
-        ctx = Context(run=found, config=settings.config, record=record, settings=runtime)
+        ctx = Context(
+            integration=view.name,
+            run=found,
+            config=settings.config,
+            settings=loaded.integration.offline_settings(),
+            record=record,
+            runtime=runtime,
+        )
         checks, policy_note = _policy(policy, loaded.integration, ctx)
     now = session.clock()
     asked = wants(loaded.integration, found, record, runtime) if loaded.integration else True
@@ -141,14 +148,12 @@ def _explain(
 
 
 def _policy(
-    policy: tuple[str, str] | str, integration: Integration[Any], ctx: Context[Any]
+    policy: tuple[str, str] | str, integration: Integration[Any, Any], ctx: Context[Any, Any]
 ) -> tuple[list[PolicyCheck], str | None]:
     if isinstance(policy, str):
         return [], policy
     try:
         checks = check_policy(policy[0], policy[1], integration, ctx)
-    except LookupError as e:
-        return [], str(e)
     except ValueError as e:
         return [], f"the policy is invalid, so the functions send nothing: {e}"
     return checks, None if checks else "the policy does not restrict this integration by name"

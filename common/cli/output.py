@@ -1,17 +1,21 @@
 """How the CLI writes: colours (only on a terminal, never with ``NO_COLOR``), tables, ages, JSON/YAML.
 
-Owns presentation only; no command logic and no cluster access.
+Owns presentation only; no command logic and no cluster access. Everything the CLI prints goes
+through ``RedactingStream``, the CLI's side of the redaction boundary.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import yaml
+
+from common.redaction import redact
 
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 _CONDITION_COLOURS = {"True": "green", "False": "red", "Unknown": "yellow"}
@@ -102,3 +106,26 @@ def dump(data: Any, fmt: str) -> str:
     if fmt == "yaml":
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip()
     return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that passes everything written to it through the redaction boundary: what
+    the CLI prints (records, Events, service answers) may quote a credential."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+
+def redacting(stream: TextIO) -> TextIO:
+    """``stream``, with everything written to it redacted."""
+    return cast(TextIO, RedactingStream(stream))

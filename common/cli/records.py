@@ -19,7 +19,7 @@ from common.cli.session import Cluster
 from common.config import RECORD_KEY, annotation_key, load_config, opted_in
 from common.errors import InvalidConfigurationError
 from common.events import Run
-from common.runtime import Context, Integration
+from common.integration import Context, Integration
 from common.settings import RuntimeSettings
 from common.status import IntegrationStatus, RunState
 from common.store import StatusStore
@@ -132,7 +132,7 @@ def need_of(
 
 
 def wants(
-    integration: Integration[Any], run: Run, record: IntegrationStatus | None, settings: RuntimeSettings
+    integration: Integration[Any, Any], run: Run, record: IntegrationStatus | None, settings: RuntimeSettings
 ) -> bool:
     """The integration's own ``wants`` for the run as it is; invalid settings still need a record."""
     try:
@@ -140,6 +140,14 @@ def wants(
     except InvalidConfigurationError:
         return True
     try:
-        return bool(integration.wants(Context(run=run, config=config, record=record, settings=settings)))
+        ctx = Context(
+            integration=integration.name,
+            run=run,
+            config=config,
+            settings=integration.offline_settings(),
+            record=record,
+            runtime=settings,
+        )
+        return integration.reports(ctx)
     except Exception:  # a function's own predicate failing is the function's business on delivery
         return True

@@ -85,7 +85,7 @@ def run(session: Session) -> int:
     args = session.args
     urls: dict[str, str] = dict(args.url)
     needs = find_needs(session, RunFilter.from_args(args), args.since)
-    processors: dict[str, Processor[Any]] = {}
+    processors: dict[str, Processor[Any, Any]] = {}
     results = [] if args.dry_run else [_deliver(session, need, urls, processors) for need in needs]
     items = [_item(need, results[i] if results else None) for i, need in enumerate(needs)]
     if args.output != "table":
@@ -124,7 +124,7 @@ def _recent(found: Run, cutoff: datetime) -> bool:
 
 
 def _deliver(
-    session: Session, need: Need, urls: dict[str, str], processors: dict[str, Processor[Any]]
+    session: Session, need: Need, urls: dict[str, str], processors: dict[str, Processor[Any, Any]]
 ) -> dict[str, str]:
     """Deliver the run's current event to one integration; the outcome and its detail."""
     event = event_for_run(need.run.kind, need.run.raw, session.clock())

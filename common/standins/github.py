@@ -13,6 +13,10 @@ Rules it enforces, like GitHub: writes need an ``Authorization`` header; ``/app/
 ``GET /repos/{o}/{r}/installation`` need an App JWT (``Bearer`` + three dot-separated parts);
 an App JWT is refused elsewhere; an expired installation token gets 401; an invalid body gets
 422 with ``{"message": "Validation Failed", "errors": [...]}``.
+
+Endpoints: get repository, get commit, create/get/update a check run, list check runs for a
+Git reference (``GET /repos/{o}/{r}/commits/{ref}/check-runs``), create a commit status, get a
+repository's App installation, create an installation access token.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Self, cast
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 __all__ = ["ENTERPRISE_PREFIX", "GitHubStandIn", "JsonObject", "RecordedCall"]
 
@@ -115,6 +119,9 @@ class _Fault:
     body: JsonObject
     method: str | None
     path: str | None
+    echo: bool = False
+    """Answer with the request's Authorization value in the body (see ``echo_credentials_next``)."""
+    as_json: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
@@ -133,12 +140,14 @@ class _Request:
     """Base for API URLs in answers: scheme, host and the prefix the request used."""
     web: str
     """Base for html_url values."""
+    query: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
 class _Answer:
     status: int
-    body: JsonObject
+    body: JsonObject | str
+    """JSON, or plain text (only an echoed credential is answered as text)."""
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -297,6 +306,28 @@ class GitHubStandIn:
         with self.lock:
             self._faults.append(_Fault(status, count, fault_headers, fault_body, method, path))
 
+    def echo_credentials_next(
+        self,
+        status: int = 502,
+        *,
+        count: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+        as_json: bool = False,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` and a body that repeats
+        the request's ``Authorization`` header verbatim, as a misbehaving proxy does.
+
+        For credential-leak tests: whatever a client makes of the answer (exception text, logs,
+        dead letters) must not carry the token on. The body is ``text/plain`` (a proxy's error
+        page) or, with ``as_json``, GitHub's ``{"message": ..., "documentation_url": ...}``.
+        ``method`` and ``path`` match as in :meth:`fail_next`, and both kinds queue together.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self.lock:
+            self._faults.append(_Fault(status, count, {}, {}, method, path, echo=True, as_json=as_json))
+
     def pending_faults(self) -> int:
         """How many scripted fault answers have not been used yet."""
         with self.lock:
@@ -359,6 +390,7 @@ class GitHubStandIn:
                 request.credential,
                 request.api,
                 request.web,
+                request.query,
             )
             refusal = self._check_auth(auth, routed, authorization_secret)
             if refusal is not None:
@@ -366,15 +398,9 @@ class GitHubStandIn:
             try:
                 return handler(self, routed)
             except _ValidationError as invalid:
+                problem = {"resource": invalid.resource, "field": invalid.field_name, "code": invalid.code}
                 answer = _error(422, "Validation Failed")
-                answer.body["errors"] = [
-                    {
-                        "resource": invalid.resource,
-                        "field": invalid.field_name,
-                        "code": invalid.code,
-                    }
-                ]
-                return answer
+                return _Answer(422, {**cast(JsonObject, answer.body), "errors": [problem]})
         return _error(404, "Not Found")
 
     def _check_auth(self, rule: str, request: _Request, secret: str | None) -> _Answer | None:
@@ -401,8 +427,7 @@ class GitHubStandIn:
 
     def _get_commit(self, request: _Request) -> _Answer:
         owner, repo, ref = request.params
-        sha = ref if _FULL_SHA_RE.match(ref) else hashlib.sha1(ref.encode()).hexdigest()  # noqa: S324
-        return _Answer(200, _commit(request, owner, repo, sha, self.clock()))
+        return _Answer(200, _commit(request, owner, repo, _resolve_ref(ref), self.clock()))
 
     def _create_check_run(self, request: _Request) -> _Answer:
         owner, repo = request.params
@@ -474,6 +499,46 @@ class GitHubStandIn:
         if run is None or f"/repos/{owner}/{repo}/check-runs/" not in run["url"]:
             return None
         return run
+
+    def _list_check_runs_for_ref(self, request: _Request) -> _Answer:
+        """``checks/list-for-ref``: newest first, ``filter=latest`` keeps the newest per name."""
+        owner, repo, ref = request.params
+        check_name = _query_value(request, "check_name")
+        status = _query_value(request, "status")
+        if status is not None and status not in CHECK_RUN_STATUSES:
+            raise _ValidationError("CheckRun", "status")
+        chosen_filter = _query_value(request, "filter") or "latest"
+        if chosen_filter not in ("latest", "all"):
+            raise _ValidationError("CheckRun", "filter")
+        app_id = _query_value(request, "app_id")
+        per_page = min(max(_query_int(request, "per_page", 30), 1), 100)
+        page = max(_query_int(request, "page", 1), 1)
+        sha = _resolve_ref(ref)
+        prefix = f"/repos/{owner}/{repo}/check-runs/"
+        runs = sorted(
+            (run for run in self.check_runs.values() if prefix in run["url"] and run["head_sha"] == sha),
+            key=lambda run: int(run["id"]),
+            reverse=True,
+        )
+        if chosen_filter == "latest":
+            newest: dict[str, JsonObject] = {}
+            for run in runs:
+                newest.setdefault(run["name"], run)
+            runs = list(newest.values())  # dicts keep insertion order: still newest first
+        runs = [
+            run
+            for run in runs
+            if (check_name is None or run["name"] == check_name)
+            and (status is None or run["status"] == status)
+            and (app_id is None or str(run["app"]["id"]) == app_id)
+        ]
+        start = (page - 1) * per_page
+        answer: JsonObject = {
+            "total_count": len(runs),
+            "check_runs": json.loads(json.dumps(runs[start : start + per_page])),
+        }
+        link = _link_header(request, page, per_page, len(runs))
+        return _Answer(200, answer, {"Link": link} if link else {})
 
     def _create_status(self, request: _Request) -> _Answer:
         owner, repo, sha = request.params
@@ -554,6 +619,45 @@ class GitHubStandIn:
 
 
 # -- JSON shapes -------------------------------------------------------------------------------
+
+
+def _resolve_ref(ref: str) -> str:
+    """The commit a ref names: a full SHA names itself; any other ref (branch, tag, short SHA)
+    names one made-up commit, the same one ``GET /repos/{o}/{r}/commits/{ref}`` shows.
+    ``heads/main`` and ``refs/heads/main`` name the same commit as ``main``, as on GitHub."""
+    if _FULL_SHA_RE.match(ref):
+        return ref
+    name = ref.removeprefix("refs/")
+    kind, _, rest = name.partition("/")
+    if kind in ("heads", "tags") and rest:
+        name = rest
+    return hashlib.sha1(name.encode()).hexdigest()  # noqa: S324
+
+
+def _query_value(request: _Request, name: str) -> str | None:
+    values = request.query.get(name)
+    return values[-1] if values else None
+
+
+def _query_int(request: _Request, name: str, default: int) -> int:
+    """A whole-number query parameter; GitHub ignores a malformed one, so the default is used."""
+    value = _query_value(request, name)
+    return int(value) if value is not None and value.isdigit() else default
+
+
+def _link_header(request: _Request, page: int, per_page: int, total: int) -> str:
+    """GitHub's pagination ``Link`` header (``next``, ``last``, ``first``, ``prev``), or ``""``."""
+    last = max((total + per_page - 1) // per_page, 1)
+    relations = []
+    if page < last:
+        relations += [("next", page + 1), ("last", last)]
+    if page > 1:
+        relations += [("first", 1), ("prev", min(page - 1, last))]
+    kept = [(name, value) for name, values in request.query.items() if name != "page" for value in values]
+    return ", ".join(
+        f'<{request.api}{request.path}?{urlencode([*kept, ("page", str(number))])}>; rel="{relation}"'
+        for relation, number in relations
+    )
 
 
 def _object_body(body: Any, resource: str) -> JsonObject:
@@ -816,12 +920,26 @@ def _jwt_refusal(claims: JsonObject | None, now: float) -> str | None:
     return None
 
 
+def _echo_answer(fault: _Fault, authorization: str | None) -> _Answer:
+    """A misbehaving proxy's error answer that repeats the Authorization header verbatim."""
+    text = f"Authorization: {authorization or ''} -- {fault.status} upstream error"
+    if fault.as_json:
+        return _Answer(fault.status, {"message": text, "documentation_url": DOCS_URL})
+    return _Answer(fault.status, text + "\n")
+
+
 _Route = tuple[str, "re.Pattern[str]", Callable[[GitHubStandIn, _Request], _Answer], str]
 
 _REPO: Final = f"/repos/{_SEGMENT}/{_SEGMENT}"
 _ROUTES: Final[list[_Route]] = [
     ("GET", re.compile(_REPO), GitHubStandIn._get_repo, "read"),
     ("GET", re.compile(f"{_REPO}/commits/{_SEGMENT}"), GitHubStandIn._get_commit, "read"),
+    (
+        "GET",
+        re.compile(f"{_REPO}/commits/(.+)/check-runs"),  # a ref may have slashes: heads/main
+        GitHubStandIn._list_check_runs_for_ref,
+        "read",
+    ),
     ("POST", re.compile(f"{_REPO}/check-runs"), GitHubStandIn._create_check_run, "write"),
     ("GET", re.compile(f"{_REPO}/check-runs/{_SEGMENT}"), GitHubStandIn._get_check_run, "read"),
     (
@@ -925,7 +1043,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 answer = _error(400, "Problems parsing JSON")
-        request = _Request(method, path, (), body, credential, api, web)
+        query = parse_qs(target.query)
+        request = _Request(method, path, (), body, credential, api, web, query)
 
         delay = standin.latency_seconds
         if delay > 0:
@@ -933,7 +1052,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         with standin.lock:
             fault = standin._take_fault(method, path)
-            if fault is not None:
+            if fault is not None and fault.echo:
+                answer = _echo_answer(fault, authorization)
+            elif fault is not None:
                 answer = _Answer(fault.status, dict(fault.body), dict(fault.headers))
             elif answer is None and credential == "jwt":
                 refusal = _jwt_refusal(claims, standin.clock().timestamp())
@@ -945,7 +1066,7 @@ class _Handler(BaseHTTPRequestHandler):
                 RecordedCall(
                     method=method,
                     path=path,
-                    query=parse_qs(target.query),
+                    query=query,
                     body=body,
                     headers=headers,
                     auth_scheme=scheme,
@@ -959,9 +1080,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(answer, reset)
 
     def _send(self, answer: _Answer, reset: int) -> None:
-        payload = json.dumps(answer.body).encode()
+        text = isinstance(answer.body, str)
+        payload = (answer.body if isinstance(answer.body, str) else json.dumps(answer.body)).encode()
         headers = {
-            "Content-Type": "application/json; charset=utf-8",
+            "Content-Type": "text/plain; charset=utf-8" if text else "application/json; charset=utf-8",
             "X-GitHub-Media-Type": "github.v3; format=json",
             "X-GitHub-Request-Id": secrets.token_hex(8).upper(),
             "X-RateLimit-Limit": "5000",

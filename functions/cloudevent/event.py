@@ -1,7 +1,8 @@
 """The CloudEvent sent about a run: attributes derived from the run's state, data the RunNotification.
 
-Pure. Every attribute depends only on the run's state, so a retried delivery is the same event
-(same ``id``), which is how CloudEvents consumers recognise duplicates. Attributes: docs/cloudevent.md.
+Pure. Every attribute depends only on the run's state and the ``id`` it is given (``ctx.key()``,
+deterministic per run UID, integration and state), so a retried delivery is the same event, which
+is how CloudEvents consumers recognise duplicates. Attributes: docs/cloudevent.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from common import Run
-from common.notification import delivery_id, run_notification
+from common.notification import run_notification
 
 TYPE_PREFIX = "dev.tekton.integrations"
 TYPE_VERSION = "v1alpha1"
@@ -21,9 +22,9 @@ def event_type(run: Run) -> str:
     return f"{TYPE_PREFIX}.{run.kind.lower()}.{run.phase.value}.{TYPE_VERSION}"
 
 
-def run_event(run: Run, run_url: str | None) -> CloudEvent:
+def run_event(run: Run, run_url: str | None, event_id: str) -> CloudEvent:
     attributes: dict[str, str] = {
-        "id": delivery_id("cloudevent", run),
+        "id": event_id,
         "type": event_type(run),
         "source": f"/apis/tekton.dev/v1/namespaces/{run.namespace}/{run.resource}/{run.name}",
         "subject": run.name,
@@ -36,7 +37,7 @@ def run_event(run: Run, run_url: str | None) -> CloudEvent:
     return CloudEvent(attributes, run_notification(run, run_url))
 
 
-def binary_request(run: Run, run_url: str | None) -> tuple[dict[str, str], bytes]:
+def binary_request(run: Run, run_url: str | None, event_id: str) -> tuple[dict[str, str], bytes]:
     """Headers (``ce-*`` and Content-Type) and body of the event in binary content mode."""
-    headers, body = to_binary(run_event(run, run_url))
+    headers, body = to_binary(run_event(run, run_url, event_id))
     return dict(headers), body

@@ -39,12 +39,12 @@ def domain(address: str) -> str:
 def sender(value: str) -> str:
     """A ``From`` value, ``ci@example.org`` or ``Tekton CI <ci@example.org>``; ``ValueError`` if not."""
     if any(char in value for char in "\r\n\0"):
-        raise ValueError("SMTP_FROM must be a single line")
+        raise ValueError("must be a single line")
     try:
         parsed = SMTP.header_factory("From", value)
     except (HeaderParseError, IndexError, ValueError) as e:
-        raise ValueError(f"SMTP_FROM {value[:80]!r} is not an address") from e
+        raise ValueError(f"{value[:80]!r} is not an address") from e
     addresses: tuple[Address, ...] = getattr(parsed, "addresses", ())
     if len(addresses) != 1 or not addresses[0].domain or parsed.defects:
-        raise ValueError(f"SMTP_FROM {value[:80]!r} must be exactly one address")
+        raise ValueError(f"{value[:80]!r} must be exactly one address")
     return str(addresses[0])

@@ -2,13 +2,12 @@
 
 Pure. Every header value is built with ``email.message.EmailMessage`` under the ``SMTP`` policy,
 from validated addresses and from run facts with control characters removed, so nothing taken
-from a run can add a header. The Message-ID is derived from the run's UID and phase, so a mail
-re-sent after a crash carries the same id and mail systems that dedupe by id show it once.
+from a run can add a header. The caller gives the Message-ID, a deterministic key per run state,
+so a mail re-sent after a crash carries the same id and mail systems that dedupe by id show it once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from collections.abc import Sequence
@@ -39,16 +38,11 @@ def subject(run: Run) -> str:
     return one_line(f"[Tekton] {headline(run)}: {run.kind} {run.namespace}/{run.name} ({run.definition})")
 
 
-def message_id(run: Run, sender: str) -> str:
-    digest = hashlib.sha256(f"{run.uid}/{run.phase.value}".encode()).hexdigest()[:32]
-    domain = sender.rpartition("@")[2].rstrip(">").strip() or "tekton-integrations.invalid"
-    return f"<tekton.{digest}@{domain}>"
-
-
 def compose(
     run: Run,
     *,
     sender: str,
+    message_id: str,
     to: Sequence[str],
     cc: Sequence[str],
     link: str | None,
@@ -62,7 +56,7 @@ def compose(
     if cc:
         message["Cc"] = [Address(addr_spec=address) for address in cc]
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = message_id(run, sender)
+    message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     message["X-Tekton-Run"] = one_line(f"{run.kind} {run.namespace}/{run.name}")
     lines = _facts(run, tasks, link)

@@ -1,28 +1,53 @@
 """GitHub clients: a token, or a GitHub App whose installation is looked up per repository.
 
-Secrets come from the environment or mounted files (DESIGN.md §5), never from annotations.
+Secrets come from the environment or mounted files (``GitHubSettings``), never from annotations.
 PyGithub's own retry loop, which sleeps through rate limits for minutes, is replaced by a short
 bounded one that only retries connections that never reached GitHub; everything else is answered
-to the sender, who redelivers.
+to the sender, who redelivers. Installation tokens are handed to the redaction boundary as they
+are obtained.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from github import Auth, Github, GithubIntegration
+from pydantic import SecretStr
 from urllib3.util.retry import Retry
 
-from common import PermanentError
-from common.secrets import read_secret, read_secret_file, unmounted
+from common import ServiceSettings
+from common.redaction import remember
 
 DEFAULT_API_URL = "https://api.github.com"
-DEFAULT_TIMEOUT_SECONDS = 10
 TOKEN_REFRESH_MARGIN = timedelta(minutes=5)
 """Installation tokens live an hour; one is replaced this long before it expires."""
+
+
+class GitHubSettings(ServiceSettings):
+    """``GITHUB_*``: a token, or an App's id and private key; the API's URL and the deadline."""
+
+    prefix: ClassVar[str] = "GITHUB"
+    service: ClassVar[str] = "GitHub"
+
+    api_url: str = DEFAULT_API_URL
+    """``GITHUB_API_URL``; GitHub Enterprise: ``https://HOST/api/v3``."""
+    token: SecretStr | None = None
+    """``GITHUB_TOKEN`` or ``GITHUB_TOKEN_FILE``."""
+    app_id: str | None = None
+    """``GITHUB_APP_ID``, with ``GITHUB_APP_PRIVATE_KEY_FILE``."""
+    app_private_key: SecretStr | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.api_url.rstrip("/")
+
+    @property
+    def request_timeout(self) -> int:
+        """PyGithub's per-request timeout in its unit, whole seconds (the runtime keeps the total)."""
+        return max(1, math.ceil(self.timeout_seconds))
 
 
 def bounded_retry() -> Retry:
@@ -40,38 +65,6 @@ def bounded_retry() -> Retry:
     )
 
 
-@dataclass(frozen=True)
-class GitHubSettings:
-    api_url: str
-    timeout: int
-    """Seconds per request (``GITHUB_TIMEOUT_SECONDS``); PyGithub takes whole seconds."""
-    token: str | None
-    app_id: str | None
-    app_private_key: str | None
-
-    @classmethod
-    def from_env(cls) -> GitHubSettings:
-        key_file = os.environ.get("GITHUB_APP_PRIVATE_KEY_FILE")
-        return cls(
-            api_url=(os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
-            timeout=_timeout(os.environ.get("GITHUB_TIMEOUT_SECONDS")),
-            token=read_secret("GITHUB_TOKEN"),
-            app_id=os.environ.get("GITHUB_APP_ID") or None,
-            app_private_key=read_secret_file(key_file) if key_file else None,
-        )
-
-
-def _timeout(value: str | None) -> int:
-    """Whole seconds (PyGithub's unit), 1 to 60; anything else is a configuration error."""
-    if not value:
-        return DEFAULT_TIMEOUT_SECONDS
-    if not value.isdigit() or not 1 <= int(value) <= 60:
-        raise PermanentError(
-            "GitHubNotConfigured", f"GITHUB_TIMEOUT_SECONDS must be whole seconds from 1 to 60, not {value!r}"
-        )
-    return int(value)
-
-
 class GitHubClients:
     """Hands out a ``Github`` client for a repository, caching App installations and tokens."""
 
@@ -85,30 +78,33 @@ class GitHubClients:
         self._app: GithubIntegration | None = None
         if settings.app_id and settings.app_private_key:
             self._app = GithubIntegration(
-                auth=Auth.AppAuth(settings.app_id, settings.app_private_key),
-                base_url=settings.api_url,
-                timeout=settings.timeout,
+                auth=Auth.AppAuth(settings.app_id, settings.app_private_key.get_secret_value()),
+                base_url=settings.base_url,
+                timeout=settings.request_timeout,
                 retry=bounded_retry(),
                 seconds_between_requests=None,
                 seconds_between_writes=None,
             )
         elif not settings.token:
-            raise PermanentError(
-                "GitHubNotConfigured",
+            raise settings.not_configured(
                 "the GitHub function has no credentials: set GITHUB_TOKEN(_FILE), or "
-                "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE"
-                + unmounted("GITHUB_TOKEN_FILE", "GITHUB_APP_PRIVATE_KEY_FILE"),
+                "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE",
+                "token",
+                "app_private_key",
             )
 
     def for_repo(self, owner: str, repo: str) -> Github:
-        token = self._installation_token(owner, repo) if self._app else self.settings.token
-        assert token is not None
+        if self._app is not None:
+            token = self._installation_token(owner, repo)
+        else:
+            assert self.settings.token is not None
+            token = self.settings.token.get_secret_value()
         with self._lock:
             if token not in self._clients:
                 self._clients[token] = Github(
                     auth=Auth.Token(token),
-                    base_url=self.settings.api_url,
-                    timeout=self.settings.timeout,
+                    base_url=self.settings.base_url,
+                    timeout=self.settings.request_timeout,
                     retry=bounded_retry(),
                     seconds_between_requests=None,
                     seconds_between_writes=None,
@@ -135,6 +131,7 @@ class GitHubClients:
         if cached is not None and cached[1] - TOKEN_REFRESH_MARGIN > now:
             return cached[0]
         grant = self._app.get_access_token(installation)
+        remember(grant.token)
         expires = grant.expires_at
         with self._lock:
             stale = self._tokens.get(installation)

@@ -2,22 +2,31 @@
 or as commit statuses.
 
 Annotations: ``github.integrations.tekton.dev/{owner,repo,sha|commit,context,mode}``.
+
+One check run per run: it carries ``external_id`` = the run's UID. A check-run id read from the
+record is used only once GitHub confirms that check run is this run's (same ``external_id``,
+name and commit, in the configured repository); without a usable id, this run's check run is
+looked up by ``external_id`` among the commit's check runs of that name before one is created,
+so a crash, a lost answer or Tekton writing back an older record never creates a second.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Annotated, Literal
 
 from github import GithubException
+from github.CheckRun import CheckRun
 from github.Repository import Repository
-from pydantic import AliasChoices, Field, StringConstraints
+from pydantic import AliasChoices, BeforeValidator, Field, StringConstraints
 from requests.exceptions import RequestException
 
-from common import Context, Integration, IntegrationConfig, Report, serve
+from common import Context, Destinations, Idempotency, Integration, IntegrationConfig, Report, serve
+from common.settings import PerSettings
 from functions.github.client import GitHubClients, GitHubSettings
-from functions.github.errors import classify
+from functions.github.errors import FAULTS, classify
 from functions.github.presentation import (
     check_run_fields,
     commit_description,
@@ -25,8 +34,17 @@ from functions.github.presentation import (
     default_context,
 )
 
+log = logging.getLogger(__name__)
+
+MAX_CHECK_RUNS_SEARCHED = 300
+"""Check runs of one name on one commit looked through for this run's (re-runs add more)."""
+
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
-Sha = Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", to_lower=True)]
+Sha = Annotated[
+    str,
+    BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
+    StringConstraints(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$"),
+]
 
 
 class GitHubConfig(IntegrationConfig):
@@ -37,39 +55,33 @@ class GitHubConfig(IntegrationConfig):
     mode: Literal["check-run", "status"] = "check-run"
 
 
-_clients: GitHubClients | None = None
-_clients_lock = threading.Lock()
+_github_clients = PerSettings(GitHubClients)
+"""The clients, with their cached App installations and tokens, for the current settings."""
+
+Ctx = Context[GitHubConfig, GitHubSettings]
 
 
-def _github_clients() -> GitHubClients:
-    """Clients for the current settings; rebuilt when a mounted secret or the environment changes."""
-    global _clients  # noqa: PLW0603 -- one cache per process, keyed on the settings it was built from
-    settings = GitHubSettings.from_env()
-    with _clients_lock:
-        if _clients is None or _clients.settings != settings:
-            _clients = GitHubClients(settings)
-        return _clients
-
-
-def report(ctx: Context[GitHubConfig]) -> Report:
+def report(ctx: Ctx) -> Report:
     config = ctx.config
     context = config.context or default_context(ctx.run)
     step = "look up the GitHub App installation"
-    clients = _github_clients()
+    clients = _github_clients(ctx.settings)
     try:
         repo = clients.for_repo(config.owner, config.repo).get_repo(f"{config.owner}/{config.repo}")
         if config.mode == "status":
             step = "create commit status"
             return _post_status(ctx, repo, context)
-        step = "update check run" if ctx.recorded("check-run-id") else "create check run"
-        return _upsert_check_run(ctx, repo, context)
+        step = "find this run's check run"
+        check = _own_check_run(ctx, repo, context)
+        step = "update check run" if check is not None else "create check run"
+        return _upsert_check_run(ctx, repo, context, check)
     except (GithubException, RequestException) as e:
         if isinstance(e, GithubException) and e.status in (401, 404):
             clients.forget_installation(config.owner, config.repo)  # uninstalled or moved: look again
         raise classify(e, f"{step} on {config.owner}/{config.repo}") from e
 
 
-def _post_status(ctx: Context[GitHubConfig], repo: Repository, context: str) -> Report:
+def _post_status(ctx: Ctx, repo: Repository, context: str) -> Report:
     state = commit_state(ctx.run)
     kwargs: dict[str, str] = {"description": commit_description(ctx.run), "context": context}
     if ctx.run_url:
@@ -78,14 +90,49 @@ def _post_status(ctx: Context[GitHubConfig], repo: Repository, context: str) -> 
     return Report(f"commit status {context} set to {state}", {"context": context, "state": state})
 
 
-def _upsert_check_run(ctx: Context[GitHubConfig], repo: Repository, context: str) -> Report:
+def _own_check_run(ctx: Ctx, repo: Repository, context: str) -> CheckRun | None:
+    """This run's check run: the recorded one if GitHub confirms it, else found by ``external_id``."""
+    recorded = ctx.recorded("check-run-id")
+    if recorded:
+        check = _recorded_check_run(repo, recorded)
+        if check is not None and _is_this_runs(check, ctx, context):
+            return check
+        log.warning(
+            "the record on %s/%s names check run %r, which is not this run's check run on %s: ignored",
+            ctx.run.namespace,
+            ctx.run.name,
+            recorded[:40],
+            repo.full_name,
+        )
+    candidates = repo.get_commit(ctx.config.sha).get_check_runs(check_name=context, filter="all")
+    for check in islice(candidates, MAX_CHECK_RUNS_SEARCHED):
+        if _is_this_runs(check, ctx, context):
+            return check
+    return None
+
+
+def _recorded_check_run(repo: Repository, recorded: str) -> CheckRun | None:
+    if not recorded.isdigit() or len(recorded) > 20:
+        return None
+    try:
+        return repo.get_check_run(int(recorded)).complete()  # lazy clients fetch only when asked
+    except GithubException as e:
+        if e.status == 404:
+            return None  # another repository's, or deleted
+        raise
+
+
+def _is_this_runs(check: CheckRun, ctx: Ctx, context: str) -> bool:
+    return check.external_id == ctx.run.uid and check.name == context and check.head_sha == ctx.config.sha
+
+
+def _upsert_check_run(ctx: Ctx, repo: Repository, context: str, check: CheckRun | None) -> Report:
     fields = check_run_fields(ctx.run, datetime.now(UTC)).as_kwargs()
     if ctx.run_url:
         fields["details_url"] = ctx.run_url
-    recorded = ctx.recorded("check-run-id")
-    if recorded:
-        repo.get_check_run(int(recorded)).edit(**fields)
-        check_run_id = recorded
+    if check is not None:
+        check.edit(**fields)
+        check_run_id = str(check.id)
     else:
         created = repo.create_check_run(
             name=context, head_sha=ctx.config.sha, external_id=ctx.run.uid, **fields
@@ -98,16 +145,23 @@ def _upsert_check_run(ctx: Context[GitHubConfig], repo: Repository, context: str
     )
 
 
-def _needs_claim(ctx: Context[GitHubConfig]) -> bool:
-    """Creating a check run must happen once per run: claim it first."""
+def _creates_check_run(ctx: Ctx) -> bool:
+    """Creating a check run must happen once per run: claim it first (the fast path)."""
     return ctx.config.mode == "check-run" and not ctx.recorded("check-run-id")
 
 
 integration = Integration(
-    name="github",
+    declared_in=__file__,
     config=GitHubConfig,
+    settings=GitHubSettings,
     report=report,
-    needs_claim=_needs_claim,
+    policy=Destinations("repositories", "repository"),
     destinations=lambda ctx: [f"{ctx.config.owner}/{ctx.config.repo}"],
+    faults=FAULTS,
+    min_scale=1,  # a cold start would delay the first status users see on their commit
+    idempotency=Idempotency(
+        "check run external_id = run UID, looked up among the commit's check runs before creating",
+        claim=_creates_check_run,
+    ),
 )
 handle = serve(integration)

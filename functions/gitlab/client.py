@@ -1,92 +1,80 @@
-"""The GitLab client: one instance (``GITLAB_URL``), one token, bounded calls.
+"""The GitLab client: one instance (``GITLAB_URL``), one token, one bounded request per event.
 
-Secrets come from ``GITLAB_TOKEN`` or the file named by ``GITLAB_TOKEN_FILE``, read on each call so
-a rotated file takes effect. The token is only ever sent to ``GITLAB_URL``: a run's ``url``
-annotation may name that instance but never another one, and redirects are not followed
-(requests would carry the ``PRIVATE-TOKEN`` header along). python-gitlab's retries and its
-sleeps through rate limits are off: a 429 or a 5xx with ``Retry-After`` is handed back to the
-sender, who redelivers.
+Settings come from ``GitLabSettings`` (``GITLAB_URL``, ``GITLAB_TOKEN`` or ``GITLAB_TOKEN_FILE``,
+``GITLAB_TIMEOUT_SECONDS``), never from annotations. The token is only ever sent to
+``GITLAB_URL``. Every answer that is not a success is raised at the transport, before
+python-gitlab sees it: python-gitlab would otherwise sleep through rate limits and drop the
+headers (``Retry-After``, ``RateLimit-Reset``) the fault table needs, and requests would follow
+a redirect carrying the ``PRIVATE-TOKEN`` header along.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-import time
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import gitlab
 import requests
+from pydantic import AfterValidator, Field, SecretStr
 
-from common import PermanentError, TargetNotAllowedError
-from common.secrets import read_secret
-from functions.gitlab.errors import RedirectRefusedError, ThrottledError
+from common import ServiceSettings
+from functions.gitlab.errors import GitLabAnswerError
 
 DEFAULT_URL = "https://gitlab.com"
-TIMEOUT_SECONDS = 10.0
-MAX_RETRY_AFTER = 3600.0
-DEFAULT_RETRY_AFTER = 60.0
 
 
 def normalize_url(url: str) -> str:
     """``https://gitlab.example.com``: lower-case scheme and host, no default port, no ``/api/v4``."""
     parts = urlsplit(url.strip())
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    default_port = {"http": 80, "https": 443}.get(scheme)
+    if scheme not in ("http", "https") or not host:
+        raise ValueError("must be an http(s) URL such as https://gitlab.example.com")
+    default_port = {"http": 80, "https": 443}[scheme]
     port = f":{parts.port}" if parts.port and parts.port != default_port else ""
     path = parts.path.rstrip("/").removesuffix("/api/v4").rstrip("/")
     return f"{scheme}://{host}{port}{path}"
 
 
-@dataclass(frozen=True)
-class GitLabSettings:
-    url: str
-    token: str
-
-    @classmethod
-    def from_env(cls) -> GitLabSettings:
-        try:
-            token = read_secret("GITLAB_TOKEN")
-        except OSError as e:  # the Secret is optional in the deployment: not mounted yet
-            raise PermanentError("GitLabNotConfigured", f"cannot read GITLAB_TOKEN_FILE: {e.strerror}") from e
-        if not token:
-            raise PermanentError(
-                "GitLabNotConfigured",
-                "the GitLab function has no token: set GITLAB_TOKEN or GITLAB_TOKEN_FILE",
-            )
-        return cls(url=normalize_url(os.environ.get("GITLAB_URL") or DEFAULT_URL), token=token)
-
-    def check_instance(self, requested: str | None) -> None:
-        """Refuse a run whose ``url`` annotation names another instance than ``GITLAB_URL``."""
-        if requested is not None and normalize_url(requested) != self.url:
-            raise TargetNotAllowedError(
-                f"gitlab.integrations.tekton.dev/url {normalize_url(requested)} is not the GitLab instance "
-                f"this function serves ({self.url}); its token is only sent there"
-            )
+InstanceUrl = Annotated[str, AfterValidator(normalize_url)]
 
 
-_clients: dict[GitLabSettings, gitlab.Gitlab] = {}
+class GitLabSettings(ServiceSettings):
+    """``GITLAB_*``: the instance, its token and the deadline."""
+
+    prefix: ClassVar[str] = "GITLAB"
+    service: ClassVar[str] = "GitLab"
+
+    url: InstanceUrl = Field(DEFAULT_URL, validate_default=True)
+    """``GITLAB_URL``: the instance's base URL, without ``/api/v4``."""
+    token: SecretStr | None = None
+    """``GITLAB_TOKEN`` or ``GITLAB_TOKEN_FILE``: an access token with the ``api`` scope."""
+
+
+_client: tuple[GitLabSettings, gitlab.Gitlab] | None = None
 _lock = threading.Lock()
 
 
 def client(settings: GitLabSettings) -> gitlab.Gitlab:
-    """A ``Gitlab`` client for ``settings``, kept while the token stays the same."""
+    """A ``Gitlab`` client for ``settings``, rebuilt when the settings (a rotated token) change."""
+    global _client  # noqa: PLW0603 -- one instance, one live token: one client per process
+    settings.require("token")
+    assert settings.token is not None
     with _lock:
-        if settings not in _clients:
-            _clients.clear()  # one instance, one live token: drop a rotated one's client
+        if _client is None or _client[0] != settings:
             session = requests.Session()
-            session.hooks["response"].append(_refuse_redirects_and_throttling)
-            _clients[settings] = gitlab.Gitlab(
-                settings.url,
-                private_token=settings.token,
-                timeout=TIMEOUT_SECONDS,
-                retry_transient_errors=False,
-                session=session,
+            session.hooks["response"].append(_raise_unless_success)
+            _client = (
+                settings,
+                gitlab.Gitlab(
+                    settings.url,
+                    private_token=settings.token.get_secret_value(),
+                    timeout=settings.timeout_seconds,
+                    retry_transient_errors=False,
+                    session=session,
+                ),
             )
-        return _clients[settings]
+        return _client[1]
 
 
 def post_status(settings: GitLabSettings, project: str, sha: str, fields: dict[str, str]) -> None:
@@ -97,28 +85,24 @@ def post_status(settings: GitLabSettings, project: str, sha: str, fields: dict[s
     )
 
 
-def _refuse_redirects_and_throttling(response: requests.Response, *_: Any, **__: Any) -> None:
-    status = response.status_code
-    if response.is_redirect:
+def _raise_unless_success(response: requests.Response, *_: Any, **__: Any) -> None:
+    if response.status_code < 300:
+        return
+    try:
+        detail = "" if response.is_redirect else _said(response)
+    finally:
         response.close()
-        raise RedirectRefusedError(status, response.headers.get("Location", ""))
-    if status == 429 or (status >= 500 and "Retry-After" in response.headers):
-        response.close()
-        raise ThrottledError(status, retry_after(response.headers))
+    raise GitLabAnswerError(response.status_code, dict(response.headers), detail)
 
 
-def retry_after(headers: Any) -> float:
-    """Seconds from ``Retry-After`` (seconds or HTTP date) or ``RateLimit-Reset``, bounded."""
-    value = str(headers.get("Retry-After") or "").strip()
-    wait: float | None = None
-    if value.isdigit():
-        wait = float(value)
-    elif value:
-        try:
-            wait = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            wait = None
-    reset = str(headers.get("RateLimit-Reset") or "").strip()
-    if wait is None and reset.isdigit():
-        wait = float(reset) - time.time()
-    return min(MAX_RETRY_AFTER, max(1.0, DEFAULT_RETRY_AFTER if wait is None else wait))
+def _said(response: requests.Response) -> str:
+    """GitLab's own words: ``{"message": ...}`` or ``{"error": ...}``, else the body as text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict):
+        said = body.get("message") or body.get("error")
+        if said:
+            return said if isinstance(said, str) else str(said)
+    return response.text

@@ -1,7 +1,11 @@
 """GitLab: report a Tekton run as a commit status (pending, running, success, failed, canceled).
 
 Annotations: ``gitlab.integrations.tekton.dev/{project,sha|commit,ref,name,url}``. One status per
-run and name, moved along as the run progresses; GitLab keeps its own history of transitions.
+(commit, name, ref), moved along as the run progresses; GitLab keeps its own history of
+transitions. A repeat is harmless, so nothing is claimed: GitLab refuses a repeated ``pending``
+or ``running`` (``Cannot transition status``, counted as done), and a repeated finished state
+adds a job of the same name and state that supersedes the previous one, so the commit's status
+does not change.
 """
 
 from __future__ import annotations
@@ -9,17 +13,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from gitlab.exceptions import GitlabError
-from pydantic import AliasChoices, Field, StringConstraints
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, StringConstraints
 from requests.exceptions import RequestException
 
-from common import Context, Integration, IntegrationConfig, Report, serve
-from functions.gitlab.client import GitLabSettings, post_status
-from functions.gitlab.errors import (
-    RedirectRefusedError,
-    ThrottledError,
-    classify,
-    is_already_there,
+from common import (
+    Context,
+    Destinations,
+    Idempotency,
+    Integration,
+    IntegrationConfig,
+    Report,
+    TargetNotAllowedError,
+    serve,
 )
+from common.config import annotation_key
+from functions.gitlab.client import GitLabSettings, normalize_url, post_status
+from functions.gitlab.errors import FAULTS, GitLabAnswerError, classify, is_already_there
 from functions.gitlab.presentation import FIELD_LIMIT, commit_state, default_name, description
 
 Project = Annotated[
@@ -28,9 +37,17 @@ Project = Annotated[
         pattern=r"^([0-9]+|[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)+)$", max_length=1000
     ),
 ]
-Sha = Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", to_lower=True)]
+Sha = Annotated[
+    str,
+    BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
+    StringConstraints(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$"),
+]
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=FIELD_LIMIT)]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=500)]
+Url = Annotated[
+    str,
+    StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=500),
+    AfterValidator(normalize_url),
+]
 
 
 class GitLabConfig(IntegrationConfig):
@@ -39,12 +56,19 @@ class GitLabConfig(IntegrationConfig):
     ref: Text | None = None
     name: Text | None = None
     url: Url | None = None
+    """The instance, normalised; it must be ``GITLAB_URL``'s."""
 
 
-def report(ctx: Context[GitLabConfig]) -> Report:
-    config = ctx.config
-    settings = GitLabSettings.from_env()
-    settings.check_instance(config.url)
+Ctx = Context[GitLabConfig, GitLabSettings]
+
+
+def report(ctx: Ctx) -> Report:
+    config, settings = ctx.config, ctx.settings
+    if config.url is not None and config.url != settings.url:
+        raise TargetNotAllowedError(
+            f"{annotation_key(ctx.integration, 'url')} {config.url} is not the GitLab instance this "
+            f"function serves ({settings.url}); its token is only sent there"
+        )
     name = config.name or default_name(ctx.run)
     state = commit_state(ctx.run)
     fields = {"state": state, "name": name, "description": description(ctx.run)}
@@ -56,19 +80,29 @@ def report(ctx: Context[GitLabConfig]) -> Report:
     kept = {"name": name, "state": state}
     try:
         post_status(settings, config.project, config.sha, fields)
-    except GitlabError as e:
+    except GitLabAnswerError as e:
         if not is_already_there(e):
             raise classify(e, f"set commit status {name} on {config.project}") from e
         return Report(f"commit status {name} is already {state} or later", kept)
-    except (RequestException, ThrottledError, RedirectRefusedError) as e:
+    except (GitlabError, RequestException) as e:
         raise classify(e, f"set commit status {name} on {config.project}") from e
     return Report(f"commit status {name} set to {state}", kept)
 
 
 integration = Integration(
-    name="gitlab",
+    declared_in=__file__,
     config=GitLabConfig,
+    settings=GitLabSettings,
     report=report,
-    destinations=lambda ctx: [ctx.config.project],  # the namespace policy's gitlab.projects
+    policy=Destinations("projects", "project"),
+    destinations=lambda ctx: [ctx.config.project],
+    faults=FAULTS,
+    idempotency=Idempotency(
+        "commit status per (sha, name, ref): GitLab refuses a repeated pending or running "
+        "(Cannot transition status); a repeated finished state adds a job of the same name and "
+        "state that supersedes the previous one (shown as retried), so the commit's status stays; "
+        "finished states are claimed first, so concurrent deliveries add no such job",
+        claim=lambda ctx: ctx.run.phase.is_done,
+    ),
 )
 handle = serve(integration)

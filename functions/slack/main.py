@@ -1,33 +1,69 @@
 """Slack: one message per run, posted once, then edited with ``chat.update`` as the run moves on.
 
 Annotations: ``slack.integrations.tekton.dev/{channel,on,thread-failures}`` (docs/slack.md).
-The record keeps the message's ``ts`` and ``channel`` ID (and ``details-ts``, the thread reply),
-so any replica can edit the message later. With only an incoming webhook configured, each
-reported state is a new message (webhooks cannot edit), and ``on`` defaults to finished states.
+
+With a bot token, the record keeps the message's ``channel`` ID and ``ts`` (and ``details-ts``,
+the thread reply), signed (``functions.slack.ownership``): any replica edits the message later,
+and ids a run's author edited are never used. Without a usable record, the run's message is
+looked up in the configured channel's history by its metadata (run UID) and poster (this bot)
+before a message is posted; only a token that cannot read the history skips that, and then a
+crash between a post and its record can post twice (the documented limit).
+
+With only an incoming webhook (which cannot edit), each reported state is one new message,
+claimed before it is sent, and ``on`` defaults to finished states; a crash between the post and
+its record can repeat that state's message.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+from collections.abc import Mapping
 from contextlib import suppress
-from typing import Annotated
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from common import Context, Integration, IntegrationConfig, Report, Run, RunPhase, serve
+from common import (
+    Context,
+    Destinations,
+    Idempotency,
+    Integration,
+    IntegrationConfig,
+    Report,
+    Run,
+    RunPhase,
+    serve,
+)
 from common.config import STATE_NAMES, RunStates
 from common.errors import IntegrationError
+from common.settings import PerSettings
 from common.summary import TaskOutcome, headline, unsuccessful_tasks
-from functions.slack.client import SlackBot, SlackSettings, SlackWebhook, configured_for_webhook
+from functions.slack.client import SlackBot, SlackSettings, SlackWebhook
+from functions.slack.errors import FAULTS
 from functions.slack.message import details_message, run_message
+from functions.slack.ownership import (
+    MessageIds,
+    Part,
+    destination,
+    metadata,
+    names_run,
+    signing_key,
+    verified,
+)
+
+log = logging.getLogger(__name__)
 
 Channel = Annotated[str, StringConstraints(pattern=r"^#?[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")]
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 
 BOT_DEFAULT_STATES = STATE_NAMES["started"] | STATE_NAMES["finished"]
 """One message appears when the run starts and turns green or red when it ends."""
 WEBHOOK_DEFAULT_STATES = STATE_NAMES["finished"]
 """A webhook cannot edit: one message per run, when it ends."""
+LOOKUP_MARGIN = timedelta(minutes=10)
+"""History is searched from the run's creation minus this much (clock skew between cluster and Slack)."""
 
 
 class SlackConfig(IntegrationConfig):
@@ -36,89 +72,170 @@ class SlackConfig(IntegrationConfig):
     thread_failures: bool = Field(default=False, alias="thread-failures")
 
 
-def report(ctx: Context[SlackConfig]) -> Report:
-    settings = SlackSettings.from_env()
+Ctx = Context[SlackConfig, SlackSettings]
+
+_slack_bot = PerSettings(SlackBot)
+"""The bot, with its caches (channel ids, its own bot id), for the current settings."""
+
+
+def report(ctx: Ctx) -> Report:
     tasks = unsuccessful_tasks(ctx.run, ctx.child_runs()) if _failed(ctx.run) else []
-    if settings.token is None and settings.webhook_url:
-        SlackWebhook(settings.webhook_url).send(run_message(ctx.run, tasks, ctx.run_url), ctx.config.channel)
+    if ctx.settings.mode() == "webhook":
+        SlackWebhook(ctx.settings).send(run_message(ctx.run, tasks, ctx.run_url), ctx.config.channel)
         return Report(f"posted {headline(ctx.run)} through the incoming webhook")
-    bot = SlackBot(settings)
-    threaded = _threads_details(ctx) and bool(tasks)
-    message = run_message(ctx.run, tasks, ctx.run_url, details_in_thread=threaded)
-    ts, channel = ctx.recorded("ts"), ctx.recorded("channel")
-    if ts and channel:
-        bot.update(channel, ts, message)
-    else:
-        posted = bot.post(ctx.config.channel, message)
-        ts, channel = posted.ts, posted.channel
-    kept = {"ts": ts, "channel": channel}
-    summary = f"message {ts} in {channel} shows {headline(ctx.run)}"
-    if not threaded:
-        return Report(summary, kept)
+    bot = _slack_bot(ctx.settings)
+    ids: MessageIds | None = None
     try:
-        kept["details-ts"] = _thread_details(ctx, bot, channel, ts, tasks)
+        ids, posted_now = _show_run(ctx, bot, tasks)
+        summary = f"message {ids.ts} in {ids.channel} shows {headline(ctx.run)}"
+        if not (ctx.config.thread_failures and tasks):
+            return Report(summary, _annotations(ctx, ids))
+        try:
+            ids = replace(ids, details_ts=_thread_details(ctx, bot, ids, tasks, posted_now=posted_now))
+        except IntegrationError as e:
+            if not posted_now:
+                raise  # the message existed before: a retry finds it and cannot post it twice
+            # Posted just now; without history, failing could lose its ts and post it again later.
+            # Show the details in the message instead (best effort) and say so in the record.
+            with suppress(IntegrationError):
+                plain = run_message(ctx.run, tasks, ctx.run_url)
+                bot.update(ids.channel, ids.ts, plain, _mark(ctx, "run"), shown=_destination(ctx))
+            return Report(
+                f"{summary}; failure details not threaded: {e.message}",
+                _annotations(ctx, ids),
+                "ReportedWithoutDetails",
+            )
+        return Report(f"{summary}, failure details in its thread", _annotations(ctx, ids))
     except IntegrationError as e:
-        if ctx.recorded("ts"):
-            raise  # the record already holds the message's ts: retrying cannot post it twice
-        # The message was posted just now: failing would lose its ts and post it again later.
-        # Show the details in the message instead (best effort) and say so in the record.
-        with suppress(IntegrationError):
-            bot.update(channel, ts, run_message(ctx.run, tasks, ctx.run_url))
-        return Report(f"{summary}; failure details not threaded: {e.message}", kept, "ReportedWithoutDetails")
-    return Report(f"{summary}, failure details in its thread", kept)
+        if ids is not None:  # keep where the message is, so the retry edits it
+            e.annotations = {**_annotations(ctx, ids), **e.annotations}
+        raise
+
+
+def _show_run(ctx: Ctx, bot: SlackBot, tasks: list[TaskOutcome]) -> tuple[MessageIds, bool]:
+    """Edit the run's message, found from the record or the history, or post it; and whether posted."""
+    threaded = ctx.config.thread_failures and bool(tasks)
+    message = run_message(ctx.run, tasks, ctx.run_url, details_in_thread=threaded)
+    channel, ids = _locate(ctx, bot)
+    if ids is not None:
+        bot.update(ids.channel, ids.ts, message, _mark(ctx, "run"), shown=_destination(ctx))
+        return ids, False
+    posted = bot.post(channel, message, _mark(ctx, "run"), shown=_destination(ctx))
+    return MessageIds(posted.channel, posted.ts), True
+
+
+def _locate(ctx: Ctx, bot: SlackBot) -> tuple[str, MessageIds | None]:
+    """Where to post (the channel's ID when it is known), and the run's message if it exists."""
+    recorded = _recorded(ctx)
+    if recorded is not None:
+        return recorded.channel, recorded
+    if ctx.recorded("ts") or ctx.recorded("channel"):
+        log.warning(
+            "the record on %s/%s names a Slack message whose signature does not verify for this run "
+            "and channel: ignored, looking for the run's own message instead",
+            ctx.run.namespace,
+            ctx.run.name,
+        )
+    channel = bot.channel_id(_destination(ctx))
+    if channel is None:
+        return ctx.config.channel, None
+    wanted = partial(_names, ctx, part="run")
+    ts = bot.find(channel, wanted, oldest=_oldest(ctx.run), shown=_destination(ctx))
+    return channel, MessageIds(channel, ts) if ts else None
 
 
 def _thread_details(
-    ctx: Context[SlackConfig], bot: SlackBot, channel: str, ts: str, tasks: list[TaskOutcome]
+    ctx: Ctx, bot: SlackBot, ids: MessageIds, tasks: list[TaskOutcome], *, posted_now: bool
 ) -> str:
-    details = details_message(ctx.run, tasks)
-    reply = ctx.recorded("details-ts")
+    details, mark, shown = details_message(ctx.run, tasks), _mark(ctx, "details"), _destination(ctx)
+    reply = ids.details_ts
+    if reply is None and not posted_now:  # a new message has no replies yet
+        wanted = partial(_names, ctx, part="details")
+        reply = bot.find(ids.channel, wanted, thread_ts=ids.ts, shown=shown)
     if reply:
-        bot.update(channel, reply, details)
+        bot.update(ids.channel, reply, details, mark, shown=shown)
         return reply
-    return bot.post(channel, details, thread_ts=ts).ts
+    return bot.post(ids.channel, details, mark, thread_ts=ids.ts, shown=shown).ts
+
+
+def _recorded(ctx: Ctx) -> MessageIds | None:
+    """The message ids of the previous record, if its signature verifies (else ``None``)."""
+    if ctx.record is None:
+        return None
+    return verified(ctx.record.annotations, _key(ctx.settings), ctx.run.uid, _destination(ctx))
+
+
+def _annotations(ctx: Ctx, ids: MessageIds) -> dict[str, str]:
+    return ids.annotations(_key(ctx.settings), ctx.run.uid, _destination(ctx))
+
+
+def _key(settings: SlackSettings) -> bytes:
+    assert settings.bot_token is not None, "records are signed in the bot mode only"
+    return signing_key(settings.bot_token.get_secret_value())
+
+
+def _destination(ctx: Ctx) -> str:
+    return destination(ctx.config.channel)
+
+
+def _mark(ctx: Ctx, part: Part) -> dict[str, Any]:
+    return metadata(ctx.integration, ctx.run.uid, part)
+
+
+def _names(ctx: Ctx, message: Mapping[str, Any], *, part: Part) -> bool:
+    return names_run(message, ctx.integration, ctx.run.uid, part)
+
+
+def _oldest(run: Run) -> str | None:
+    """Slack's ``oldest`` for the lookup: the run's creation (else start) minus ``LOOKUP_MARGIN``."""
+    created = run.raw.get("metadata", {}).get("creationTimestamp")
+    moment = run.start_time
+    if isinstance(created, str):
+        with suppress(ValueError):
+            moment = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    if moment is None or moment.tzinfo is None:
+        return None
+    return f"{(moment - LOOKUP_MARGIN).timestamp():.6f}"
 
 
 def _failed(run: Run) -> bool:
     return run.condition is not None and run.condition.status == "False"
 
 
-def _threads_details(ctx: Context[SlackConfig]) -> bool:
-    return ctx.config.thread_failures and _failed(ctx.run) and not configured_for_webhook()
+def _default_states(settings: SlackSettings) -> frozenset[RunPhase]:
+    return WEBHOOK_DEFAULT_STATES if settings.mode() == "webhook" else BOT_DEFAULT_STATES
 
 
-def _states(ctx: Context[SlackConfig]) -> frozenset[RunPhase]:
-    if ctx.config.on is not None:
-        return ctx.config.on
-    return WEBHOOK_DEFAULT_STATES if configured_for_webhook() else BOT_DEFAULT_STATES
+def _destinations(ctx: Ctx) -> list[str]:
+    """The channel, as the namespace policy names it. A webhook's channel is fixed by whoever made
+    the webhook, not by the run, so there is nothing of the run's to check."""
+    return [] if ctx.settings.mode() == "webhook" else [_destination(ctx)]
 
 
-def _wants(ctx: Context[SlackConfig]) -> bool:
-    return ctx.run.phase in _states(ctx)
-
-
-def _destinations(ctx: Context[SlackConfig]) -> list[str]:
-    """The channel, as the namespace policy names it (``#name`` or an ID). A webhook's channel is
-    chosen by whoever made the webhook, not by the run, so it is not the run's to check."""
-    if configured_for_webhook():
-        return []
-    channel = ctx.config.channel
-    return [channel if channel.startswith("#") or CHANNEL_ID.fullmatch(channel) else f"#{channel}"]
-
-
-def _needs_claim(ctx: Context[SlackConfig]) -> bool:
-    """Posts must happen once: the run's message, its thread reply, and every webhook message."""
-    if configured_for_webhook():
+def _may_post(ctx: Ctx) -> bool:
+    """Whether this call may create a message: every webhook message; with a bot, the run's
+    message or its thread reply when no verified record says where it already is."""
+    if ctx.settings.mode() == "webhook":
         return True
-    return not ctx.recorded("ts") or (_threads_details(ctx) and not ctx.recorded("details-ts"))
+    ids = _recorded(ctx)
+    threads = ctx.config.thread_failures and _failed(ctx.run)
+    return ids is None or (threads and ids.details_ts is None)
 
 
 integration = Integration(
-    name="slack",
+    declared_in=__file__,
     config=SlackConfig,
+    settings=SlackSettings,
     report=report,
-    wants=_wants,
-    needs_claim=_needs_claim,
+    policy=Destinations("channels", "channel"),
     destinations=_destinations,
+    faults=FAULTS,
+    states=_default_states,
+    min_scale=1,  # a cold start would delay the message users watch
+    idempotency=Idempotency(
+        "message metadata naming the run UID, posted by this bot, looked up in the channel's history "
+        "before posting (bot token with history scopes); a signed record of the message's channel and ts",
+        claim=_may_post,
+    ),
 )
 handle = serve(integration)

@@ -1,9 +1,15 @@
 """Webhook: POST a signed, versioned JSON ``RunNotification`` about a run to a URL of its choosing.
 
-Annotations: ``webhook.integrations.tekton.dev/{url,on}`` (docs/webhook.md). The URL comes from
-a user, so it goes through ``common.targets`` (policy hosts, address safety, no redirects). The
-body is signed with the namespace's secret (``functions.webhook.signing``); every delivery of one
-run state carries the same delivery id and body, so receivers can drop repeats.
+Annotations: ``<name>.integrations.tekton.dev/{url,on}`` (docs/webhook.md), where ``<name>`` is
+this folder's: nothing here names the integration, so a copy of the folder is a separate one.
+The URL comes from a user, so it goes through ``common.targets`` under the namespace's policy
+section for this integration (hosts, address safety, no redirects). The body is signed with the
+namespace's key (``functions.webhook.signing``).
+
+One request per run state: the runtime claims each state before sending (``claim=always``), so
+``started``, ``running`` and duplicates arriving together send once. Every delivery of one state
+carries the same delivery id (``ctx.key()``) and body: a repeat, which happens only when an
+answer was lost or a replica died mid-call, is recognisable and receivers drop it.
 """
 
 from __future__ import annotations
@@ -13,16 +19,16 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from common import Context, Integration, IntegrationConfig, Report, serve
+from common import Context, Destinations, Idempotency, Integration, IntegrationConfig, Report, always, serve
 from common.config import RunStates
 from common.errors import IntegrationError
-from common.notification import delivery_id, encode, run_notification
+from common.notification import encode, run_notification
 from common.policy import load_policy
-from common.targets import TargetURL, deliver, host_of, http_status_of
-from functions.webhook.signing import secret_for, signed_headers
+from common.targets import FAULTS, LAST_HTTP_STATUS, TargetURL, Timeouts, deliver, host_of
+from functions.webhook.signing import WebhookSettings, signed_headers, signing_key
 
 URL = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-SERVICE = "webhook receiver"
+POLICY = Destinations("hosts", "host", network=True)
 
 
 class WebhookConfig(IntegrationConfig):
@@ -30,35 +36,54 @@ class WebhookConfig(IntegrationConfig):
     on: RunStates | None = None
 
 
-def report(ctx: Context[WebhookConfig]) -> Report:
+Ctx = Context[WebhookConfig, WebhookSettings]
+
+
+def report(ctx: Ctx) -> Report:
     run = ctx.run
-    delivery = delivery_id("webhook", run)
-    annotations = {"delivery-id": delivery, "last-http-status": "none"}
+    delivery = ctx.key()
+    annotations = {"delivery-id": delivery}
     try:
-        network = load_policy().for_namespace(run.namespace).network("webhook")
+        network = load_policy().for_namespace(run.namespace).network(ctx.integration, POLICY)
         body = encode(run_notification(run, ctx.run_url))
-        headers = signed_headers(secret_for(run.namespace), body, delivery, int(time.time()))
-        response = deliver(ctx.config.url, body, headers, network, service=SERVICE)
+        headers = signed_headers(signing_key(ctx.settings, run.namespace), body, delivery, int(time.time()))
+        response = deliver(
+            ctx.config.url,
+            body,
+            headers,
+            network,
+            timeouts=Timeouts(ctx.settings.timeout_seconds),
+            service=f"{ctx.integration} receiver",
+        )
     except IntegrationError as e:
-        status = http_status_of(e)
-        e.annotations.update({**annotations, "last-http-status": str(status) if status else "none"})
+        e.annotations = {**annotations, LAST_HTTP_STATUS: "none", **e.annotations}
         raise
-    annotations["last-http-status"] = str(response.status)
     origin = TargetURL.parse(ctx.config.url).origin
-    return Report(f"{origin} answered {response.status} {response.reason}".rstrip(), annotations, "Delivered")
+    return Report(
+        f"{origin} answered {response.status} {response.reason}".rstrip(),
+        {**annotations, LAST_HTTP_STATUS: str(response.status)},
+        "Delivered",
+    )
 
 
-def _wants(ctx: Context[WebhookConfig]) -> bool:
-    return ctx.config.on is None or ctx.run.phase in ctx.config.on
-
-
-def _destinations(ctx: Context[WebhookConfig]) -> list[str]:
+def _destinations(ctx: Ctx) -> list[str]:
     """The URL's host, for the runtime's policy check; a malformed URL is refused in ``report``."""
     host = host_of(ctx.config.url)
     return [host] if host else []
 
 
 integration = Integration(
-    name="webhook", config=WebhookConfig, report=report, wants=_wants, destinations=_destinations
+    declared_in=__file__,
+    config=WebhookConfig,
+    settings=WebhookSettings,
+    report=report,
+    policy=POLICY,
+    destinations=_destinations,
+    faults=FAULTS,
+    idempotency=Idempotency(
+        "delivery id (X-Tekton-Integrations-Delivery header) = deterministic per (run UID, "
+        "integration, state); receivers drop repeats",
+        claim=always,
+    ),
 )
 handle = serve(integration)

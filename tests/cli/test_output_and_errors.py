@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from common import kube
 from common.cli import ExitCode, main
 from common.cli.output import Cell, Style, format_age, table, wants_colour
-from tests.cli.conftest import NOW
+from tests.cli.conftest import NOW, SLACK_OFF, Cli
+from tests.cli.fakes import FakeCluster
 from tests.support.receiver import free_port
 
 
@@ -114,3 +116,36 @@ def test_the_namespace_comes_from_the_chosen_context(tmp_path: Path, monkeypatch
     assert kube.current_namespace() == "team-a"
     assert kube.current_namespace("other") == "default"
     assert kube.connect("other").server == "https://127.0.0.1:1"
+
+
+def test_a_credential_in_a_record_is_masked_in_everything_the_cli_prints(
+    cli: Cli, cluster: FakeCluster
+) -> None:
+    """A record (editable by the run's author, or written before an upgrade) may quote a token."""
+    leaked = "ghp_0123456789abcdefghijABCDEFGHIJklmn"
+    record = {
+        "name": "github.integrations.tekton.dev",
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Succeeded",
+                "status": "False",
+                "reason": "GitHubUnauthorized",
+                "message": f"401 from a proxy: Authorization: token {leaked}",
+                "lastTransitionTime": "2026-03-14T09:25:00Z",
+            }
+        ],
+        "annotations": {"context": leaked},
+        "runUID": "uid-to-fill",
+        "runState": {"status": "True", "reason": "Succeeded"},
+    }
+    ref = cluster.add_sample("pipelinerun-successful", annotations=SLACK_OFF)
+    record["runUID"] = cluster.uid(ref)
+    cluster.patch(
+        ref, {"metadata": {"annotations": {"github.integrations.tekton.dev/status": json.dumps(record)}}}
+    )
+    for command in (["status", "-o", "wide"], ["status", "-o", "json"], ["explain", ref.name, "-o", "yaml"]):
+        result = cli(*command)
+        assert result.code == ExitCode.OK, result.err
+        assert "GitHubUnauthorized" in result.out
+        assert leaked not in result.out + result.err, command

@@ -13,8 +13,9 @@ from common.cli import ExitCode
 from common.cli.integrations import Loaded
 from common.cli.records import IntegrationView, need_of
 from common.events import parse_run
+from common.integration import Idempotency, Integration, Report
+from common.policy import TargetsNothing
 from common.runclient import RunRef
-from common.runtime import Integration, Report
 from common.settings import RuntimeSettings
 from common.standins.github import GitHubStandIn
 from functions.github.main import GitHubConfig
@@ -194,10 +195,13 @@ def test_a_state_the_settings_do_not_ask_for_is_not_needed(cluster: FakeCluster)
     ref = cluster.add_sample("pipelinerun-successful", annotations=SLACK_OFF)
     run = parse_run("PipelineRun", cluster.runs[ref])
     view = IntegrationView("github", configured=True, record=None, stored=None)
-    only_failures = Integration(
+    only_failures: Integration[Any, Any] = Integration(
+        declared_in=__file__,
         name="github",
         config=GitHubConfig,
         report=lambda _: Report("-"),
+        policy=TargetsNothing(),
+        idempotency=Idempotency("-"),
         wants=lambda ctx: ctx.run.phase.value == "failed",
     )
     settings = RuntimeSettings()

@@ -23,6 +23,8 @@ from github import (
 from github.Repository import Repository
 
 from common.standins.github import GitHubStandIn
+from tests.conformance.prism import Prism, PrismGitHub, missing_tools, spec_path
+from tests.support.tiers import unavailable
 
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
 TOKEN = "ghp_standin-test-token"
@@ -366,3 +368,182 @@ def test_stopping_frees_the_port() -> None:
         assert requests.get(f"{url}/repos/a/b", timeout=5).status_code == 200
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/repos/a/b", timeout=5)
+
+
+# -- List check runs for a Git reference ----------------------------------------------------------
+
+OTHER_SHA = "0" * 40
+
+
+def create_runs(repo: Repository, *names: str, sha: str = SHA) -> list[int]:
+    return [
+        repo.create_check_run(name=name, head_sha=sha, status="in_progress", external_id=f"uid-{n}").id
+        for n, name in enumerate(names)
+    ]
+
+
+def test_check_runs_for_a_ref_are_newest_first_and_latest_per_name_by_default(
+    standin: GitHubStandIn, repo: Repository, gh: Github
+) -> None:
+    build_1, lint, build_2 = create_runs(repo, "tekton/build", "tekton/lint", "tekton/build")
+    create_runs(repo, "tekton/build", sha=OTHER_SHA)
+    gh.get_repo("acme/other").create_check_run(name="tekton/build", head_sha=SHA)
+    repo.get_check_run(build_2).edit(conclusion="success")
+    commit = repo.get_commit(SHA)
+
+    latest = commit.get_check_runs()
+    assert [(run.id, run.name) for run in latest] == [(build_2, "tekton/build"), (lint, "tekton/lint")]
+    assert latest.totalCount == 2
+    every = commit.get_check_runs(filter="all")
+    assert [run.id for run in every] == [build_2, lint, build_1]
+    assert [run.external_id for run in every] == ["uid-2", "uid-1", "uid-0"]
+    assert [run.id for run in commit.get_check_runs(check_name="tekton/build", filter="all")] == [
+        build_2,
+        build_1,
+    ]
+    assert [run.id for run in commit.get_check_runs(status="completed")] == [build_2]
+    assert [run.id for run in commit.get_check_runs(status="in_progress")] == [lint]
+
+    call = standin.calls_to("GET", "/repos/*/commits/*/check-runs")[-1]
+    assert (call.path, call.query) == (
+        f"/repos/acme/widget-service/commits/{SHA}/check-runs",
+        {"status": ["in_progress"]},
+    )
+
+
+def test_check_runs_for_a_ref_are_the_objects_get_check_run_returns(
+    standin: GitHubStandIn, repo: Repository
+) -> None:
+    (run_id,) = create_runs(repo, "tekton/build")
+    headers = {"Authorization": f"token {TOKEN}"}
+    one = requests.get(
+        f"{standin.url}/repos/acme/widget-service/check-runs/{run_id}", headers=headers, timeout=5
+    )
+    listed = requests.get(
+        f"{standin.url}/repos/acme/widget-service/commits/{SHA}/check-runs", headers=headers, timeout=5
+    )
+    assert listed.json() == {"total_count": 1, "check_runs": [one.json()]}
+    assert "Link" not in listed.headers
+    unknown = requests.get(
+        f"{standin.url}/repos/acme/widget-service/commits/{SHA}/check-runs?filter=x", timeout=5
+    )
+    assert (unknown.status_code, unknown.json()["errors"][0]["field"]) == (422, "filter")
+
+
+def test_check_runs_for_a_ref_are_paged_with_link_headers(standin: GitHubStandIn, repo: Repository) -> None:
+    ids = create_runs(repo, *(f"tekton/task-{n}" for n in range(5)))
+    url = f"{standin.url}/repos/acme/widget-service/commits/{SHA}/check-runs"
+
+    page = requests.get(url, params={"per_page": "2", "page": "2", "check_name": "tekton/task-1"}, timeout=5)
+    assert page.json() == {"total_count": 1, "check_runs": []}
+    page = requests.get(url, params={"per_page": 2, "page": 2}, timeout=5)
+    assert page.json()["total_count"] == 5
+    assert [run["id"] for run in page.json()["check_runs"]] == [ids[2], ids[1]]
+    links = {rel: link["url"] for rel, link in page.links.items()}
+    assert links == {
+        "next": f"{url}?per_page=2&page=3",
+        "last": f"{url}?per_page=2&page=3",
+        "first": f"{url}?per_page=2&page=1",
+        "prev": f"{url}?per_page=2&page=1",
+    }
+
+    client = github_client(standin.url)
+    client.per_page = 2
+    try:
+        paged = client.get_repo("acme/widget-service").get_commit(SHA).get_check_runs()
+        assert [run.id for run in paged] == ids[::-1]
+    finally:
+        client.close()
+    pages = [call.query.get("page") for call in standin.calls_to("GET", "/repos/*/commits/*/check-runs")]
+    assert pages[-3:] == [None, ["2"], ["3"]]
+
+
+def test_check_runs_per_page_is_capped_at_one_hundred(standin: GitHubStandIn) -> None:
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"token {TOKEN}"
+        for n in range(101):
+            body = {"name": f"tekton/task-{n}", "head_sha": SHA}
+            assert (
+                session.post(f"{standin.url}/repos/a/b/check-runs", json=body, timeout=5).status_code == 201
+            )
+        url = f"{standin.url}/repos/a/b/commits/{SHA}/check-runs"
+        assert len(session.get(url, params={"per_page": 500}, timeout=5).json()["check_runs"]) == 100
+        assert len(session.get(url, timeout=5).json()["check_runs"]) == 30
+
+
+def test_a_branch_ref_names_the_commit_that_get_commit_shows(
+    standin: GitHubStandIn, repo: Repository
+) -> None:
+    head = repo.get_commit("main").sha
+    (run_id,) = create_runs(repo, "tekton/build", sha=head)
+    assert [run.id for run in repo.get_commit("main").get_check_runs()] == [run_id]
+    answer = requests.get(f"{standin.url}/repos/acme/widget-service/commits/heads/main/check-runs", timeout=5)
+    assert [run["id"] for run in answer.json()["check_runs"]] == [run_id]
+
+
+# -- echoed credentials ---------------------------------------------------------------------------
+
+
+def test_echo_credentials_repeats_the_authorization_header_in_the_answer(
+    standin: GitHubStandIn, repo: Repository
+) -> None:
+    standin.echo_credentials_next(502, method="POST", path="/repos/*/check-runs")
+
+    with pytest.raises(GithubException) as failed:
+        repo.create_check_run(name="tekton/x", head_sha=SHA)
+
+    assert failed.value.status == 502
+    assert f"Authorization: token {TOKEN}" in str(failed.value.data)
+    assert standin.calls[-1].status == 502
+    assert TOKEN not in repr(standin.calls), "the record still never keeps the credential"
+    repo.create_check_run(name="tekton/x", head_sha=SHA)  # used up
+
+    standin.echo_credentials_next(401, count=2, as_json=True)
+    for _ in range(2):
+        answer = requests.get(
+            f"{standin.url}/repos/a/b", headers={"Authorization": "Bearer a.b.c"}, timeout=5
+        )
+        assert answer.status_code == 401
+        assert answer.json()["message"].startswith("Authorization: Bearer a.b.c -- 401")
+    assert standin.pending_faults() == 0
+
+
+# -- the same answers through Prism ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prism_github() -> Iterator[PrismGitHub]:
+    """Prism in front of a stand-in of this module's own: the conformance tier's check, for the
+    list endpoint (tests/conformance keeps its session-wide Prism to itself)."""
+    spec = spec_path()
+    reason = missing_tools(spec)
+    if reason is not None:
+        unavailable(f"Prism conformance tier: {reason}")
+    with GitHubStandIn() as standin, Prism(spec, upstream=standin.url) as prism:
+        standin.public_url = prism.url
+        yield PrismGitHub(prism, standin)
+
+
+def test_check_runs_for_a_ref_conform_to_githubs_description(prism_github: PrismGitHub) -> None:
+    prism_github.reset()
+    client = github_client(prism_github.url)
+    client.per_page = 1
+    try:
+        repo = client.get_repo("acme/widget-service")
+        create_runs(repo, "tekton/build", "tekton/lint")
+        repo.get_check_run(create_runs(repo, "tekton/build")[0]).edit(conclusion="failure")
+        commit = repo.get_commit(SHA)
+        assert len(list(commit.get_check_runs(filter="all"))) == 3
+        assert [run.name for run in commit.get_check_runs(check_name="tekton/build", status="completed")] == [
+            "tekton/build"
+        ]
+    finally:
+        client.close()
+    assert prism_github.violations() == []
+
+    # Not a rubber stamp: an answer that breaks the schema is caught.
+    prism_github.fail_next(200, body={"total_count": "many"}, path="/repos/*/commits/*/check-runs")
+    requests.get(f"{prism_github.url}/repos/acme/widget-service/commits/{SHA}/check-runs", timeout=30)
+    assert {found.code for found in prism_github.take_violations() if found.severity == "error"} == {
+        "VIOLATIONS"
+    }

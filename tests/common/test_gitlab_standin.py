@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from common.standins.gitlab import GitLabStandIn
+from tests.support.standins.gitlab import GitLabStandIn
 
 SHA = "4e8a1d0c7b2f93e6a5d41c08b7f2e3a9d6c1b0f5"
 TOKEN = "glpat-standin"
@@ -67,3 +67,37 @@ def test_refusals_follow_gitlab(standin: GitLabStandIn) -> None:
     assert (status, list(body["message"])) == (400, ["description"])
     assert standin.calls[0].credential is None
     assert not standin.statuses
+
+
+def test_echo_credentials_repeats_private_token_and_authorization(standin: GitLabStandIn) -> None:
+    standin.echo_credentials_next(502, method="POST", path="/api/v4/projects/*/statuses/*")
+    status, body = post_raw(standin, "5", {"PRIVATE-TOKEN": TOKEN}, state="pending")
+    assert status == 502
+    assert body.startswith(f"PRIVATE-TOKEN: {TOKEN} -- 502")
+    assert post(standin, "5", state="pending")[0] == 201  # the echo was used up
+
+    standin.echo_credentials_next(401, as_json=True)
+    status, body = post_raw(standin, "5", {"Authorization": f"Bearer {TOKEN}"}, state="running")
+    assert (status, json.loads(body)["message"]) == (
+        401,
+        f"Authorization: Bearer {TOKEN} -- 401 upstream error",
+    )
+    assert [call.status for call in standin.calls] == [502, 201, 401]
+    assert TOKEN not in repr(standin.calls)
+    assert standin.states() == ["pending"]
+
+
+def post_raw(standin: GitLabStandIn, project: str, headers: dict[str, str], **fields: str) -> tuple[int, str]:
+    """Like ``post``, with the given headers, answering the body as text."""
+    request = urllib.request.Request(
+        f"{standin.url}/api/v4/projects/{project}/statuses/{SHA}",
+        data=json.dumps(fields).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.read().decode()

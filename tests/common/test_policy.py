@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from common import registry
 from common.errors import TargetNotAllowedError, TemporaryError
-from common.policy import PolicyError, load_policy, parse_policy
+from common.policy import Destinations, Policy, PolicyError, load_policy, parse_policy
 from tests.support.policies import use_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,20 @@ namespaces:
     github: {repositories: []}
 clusterServiceNetworks: ["10.96.0.0/12"]
 """
+
+
+def rule(name: str) -> Destinations:
+    """The policy rule integration ``name`` declares."""
+    loaded = registry.load(name).integration
+    assert loaded is not None, registry.load(name).problem
+    assert isinstance(loaded.policy, Destinations)
+    return loaded.policy
+
+
+def check_every_section(policy: Policy) -> None:
+    """What every installed function checks at startup, each for its own section."""
+    for declared in registry.declarations():
+        policy.check(declared.name, declared.policy)
 
 
 @pytest.mark.parametrize(
@@ -61,29 +76,30 @@ def test_allows_follows_the_namespace_entry_then_default(
     namespace: str, integration: str, field: str, value: str, allowed: bool
 ) -> None:
     policy = parse_policy(POLICY, "/etc/policy.yaml").for_namespace(namespace)
-    assert policy.allows(integration, field, value) is allowed
+    assert rule(integration).field == field
+    assert policy.allows(integration, rule(integration), value) is allowed
 
 
 def test_without_a_default_unlisted_namespaces_may_target_nothing() -> None:
     policy = parse_policy("namespaces: {ci: {}}", "/p.yaml")
-    assert policy.for_namespace("ci").allows("github", "repositories", "a/b")
+    assert policy.for_namespace("ci").allows("github", rule("github"), "a/b")
     stranger = policy.for_namespace("stranger")
-    assert not stranger.allows("github", "repositories", "a/b")
-    assert stranger.network("webhook").hosts == ()
+    assert not stranger.allows("github", rule("github"), "a/b")
+    assert stranger.network("webhook", rule("webhook")).hosts == ()
     with pytest.raises(TargetNotAllowedError) as refused:
-        stranger.require("slack", "channels", "#ci")
+        stranger.require("slack", rule("slack"), "#ci")
     assert "stranger" in refused.value.message
     assert "no default entry" in refused.value.message
 
 
 def test_an_empty_file_allows_nothing() -> None:
-    assert not parse_policy("", "/p.yaml").for_namespace("ci").allows("slack", "channels", "#ci")
+    assert not parse_policy("", "/p.yaml").for_namespace("ci").allows("slack", rule("slack"), "#ci")
 
 
 def test_a_refusal_names_the_namespace_the_value_and_where_the_policy_lives() -> None:
     policy = parse_policy(POLICY, "/etc/tekton-integrations/policy/policy.yaml").for_namespace("ci")
     with pytest.raises(TargetNotAllowedError) as refused:
-        policy.require("github", "repositories", "acme/secret-repo")
+        policy.require("github", rule("github"), "acme/secret-repo")
     error = refused.value
     assert error.reason == "TargetNotAllowed"
     assert 'namespace "ci"' in error.message
@@ -94,24 +110,39 @@ def test_a_refusal_names_the_namespace_the_value_and_where_the_policy_lives() ->
 
 def test_network_settings_come_from_the_entry_and_the_cluster() -> None:
     policy = parse_policy(POLICY, "/p.yaml")
-    ci = policy.for_namespace("ci").network("webhook")
+    ci = policy.for_namespace("ci").network("webhook", rule("webhook"))
     assert ci.allow_http
     assert ci.allow_cluster_services
     assert ci.allowed_networks == (ip_network("10.20.0.0/16"),)
     assert ci.cluster_service_networks == (ip_network("10.96.0.0/12"),)
     assert ci.allows_host("HOOKS.example.com")
     assert not ci.allows_host("x.example.org")
-    other = policy.for_namespace("team-a").network("cloudevent")  # no cloudevent key: safe defaults
+    other = policy.for_namespace("team-a").network("cloudevent", rule("cloudevent"))  # no key: defaults
     assert (other.hosts, other.allow_http, other.allowed_networks) == (None, False, ())
     assert other.cluster_service_networks == (ip_network("10.96.0.0/12"),)
 
 
-def test_unknown_fields_are_a_programming_error() -> None:
+def test_network_rules_are_only_for_url_based_integrations() -> None:
     policy = parse_policy(POLICY).for_namespace("ci")
-    with pytest.raises(ValueError, match=r"github\.repos"):
-        policy.allows("github", "repos", "a/b")
     with pytest.raises(ValueError, match="not a URL-based integration"):
-        policy.network("github")
+        policy.network("github", rule("github"))
+
+
+def test_a_section_for_an_integration_that_is_not_installed_is_refused() -> None:
+    with pytest.raises(PolicyError) as bad:
+        parse_policy("default: {githib: {repositories: ['a/*']}}", "/etc/policy.yaml")
+    assert "default.githib: no integration named 'githib' is installed" in bad.value.message
+    assert "github" in bad.value.message, "the installed names are listed"
+
+
+def test_every_declared_rule_has_a_section_shape() -> None:
+    """Each installed integration either names its rule or says it targets nothing."""
+    declared = registry.declarations()
+    assert {d.name for d in declared} >= {"github", "slack", "webhook", "cloudevent", "gitlab", "email"}
+    for integration in declared:
+        if isinstance(integration.policy, Destinations):
+            text = f"default: {{{integration.name}: {{{integration.policy.field}: ['x']}}}}"
+            parse_policy(text, "/p.yaml").check(integration.name, integration.policy)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +161,7 @@ def test_unknown_fields_are_a_programming_error() -> None:
 )
 def test_a_malformed_file_is_reported_with_its_path_and_the_problem(text: str, complaint: str) -> None:
     with pytest.raises(PolicyError) as bad:
-        parse_policy(text, "/etc/policy.yaml")
+        check_every_section(parse_policy(text, "/etc/policy.yaml"))
     assert isinstance(bad.value, TemporaryError), "nothing may be sent, and the event is redelivered"
     assert bad.value.reason == "PolicyInvalid"
     assert "/etc/policy.yaml" in bad.value.message
@@ -141,11 +172,11 @@ def test_a_missing_file_allows_everything_and_is_logged_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("TI_POLICY_FILE", str(tmp_path / "absent.yaml"))
-    with caplog.at_level(logging.WARNING, logger="common.policy"):
+    with caplog.at_level(logging.INFO, logger="common.policy"):
         for _ in range(3):
             policy = load_policy().for_namespace("anyone")
-    assert policy.allows("github", "repositories", "any/repo")
-    network = policy.network("webhook")
+    assert policy.allows("github", rule("github"), "any/repo")
+    network = policy.network("webhook", rule("webhook"))
     assert network.hosts is None
     assert not network.allow_http, "address safety still applies"
     assert not network.allowed_networks
@@ -163,8 +194,8 @@ def test_the_file_is_read_once_and_again_when_it_changes(
     path.write_text("default: {github: {repositories: ['other/*', 'more/*']}}", encoding="utf-8")
     os.utime(path, ns=(1, 1))  # a different mtime even on coarse clocks
     changed = load_policy().for_namespace("ci")
-    assert changed.allows("github", "repositories", "other/x")
-    assert not changed.allows("github", "repositories", "acme/x")
+    assert changed.allows("github", rule("github"), "other/x")
+    assert not changed.allows("github", rule("github"), "acme/x")
 
 
 def test_a_file_broken_later_raises_at_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,5 +211,6 @@ def test_the_example_in_docs_policy_md_is_valid() -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
     assert blocks, "docs/policy.md lost its YAML example"
     policy = parse_policy(blocks[0], "docs/policy.md")
+    check_every_section(policy)
     assert policy.document is not None
     assert policy.document.namespaces

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from common import Context, Integration, IntegrationConfig, PermanentError, Report, TemporaryError, samples
+from common import (
+    Context,
+    Idempotency,
+    Integration,
+    IntegrationConfig,
+    PermanentError,
+    Report,
+    TargetsNothing,
+    TemporaryError,
+    samples,
+)
 from common.errors import ConflictError, KubernetesUnavailableError
 from common.events import RunEvent, parse_run
 from common.runclient import MemoryRunClient, RunRef
@@ -31,7 +41,7 @@ class Recorder:
         self.fail_with: Exception | None = None
         self.lock = threading.Lock()
 
-    def report(self, ctx: Context[EchoConfig]) -> Report:
+    def report(self, ctx: Context[EchoConfig, Any]) -> Report:
         with self.lock:
             self.calls.append(ctx.run.phase.value)
         if self.fail_with is not None:
@@ -57,9 +67,15 @@ def event(sample: dict[str, Any]) -> RunEvent:
 
 def processor(
     kube: MemoryRunClient, service: Recorder, *, claim: bool = False, **kwargs: Any
-) -> Processor[EchoConfig]:
+) -> Processor[EchoConfig, Any]:
     integration = Integration(
-        name="echo", config=EchoConfig, report=service.report, needs_claim=lambda ctx: claim, **kwargs
+        declared_in=__file__,
+        name="echo",
+        config=EchoConfig,
+        report=service.report,
+        policy=TargetsNothing(),
+        idempotency=Idempotency("a message id", claim=lambda ctx: claim),
+        **kwargs,
     )
     return Processor(integration, kube, RuntimeSettings())
 

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from contextlib import suppress
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
+from urllib3.exceptions import ConnectTimeoutError
 
-from common import targets
-from common.errors import TargetNotAllowedError
+from common import deadline, targets
+from common.errors import IntegrationError, PermanentError, TargetNotAllowedError, TemporaryError
 from common.policy import NetworkPolicy
-from common.targets import (
-    Response,
-    TargetRejectedError,
-    TargetUnavailableError,
-    TargetURL,
-    Timeouts,
-    classify,
-    deliver,
-    post,
-)
+from common.redaction import MASK, remember
+from common.targets import Response, TargetURL, Timeouts, classify, deliver, post
 from tests.support.receiver import Receiver, fake_resolver, free_port, spy_connections
 from tests.support.tls import make_certificates
 
@@ -35,7 +27,7 @@ LOOPBACK = NetworkPolicy(
     allow_http=True,
     allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")),
 )
-FAST = Timeouts(connect=2.0, read=0.5)
+FAST = Timeouts(2.0)
 
 
 @pytest.mark.parametrize(
@@ -165,10 +157,10 @@ def test_a_failed_connection_moves_on_to_the_next_checked_address(monkeypatch: p
 def test_redirects_are_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
     with Receiver() as first, Receiver() as second:
         first.answer(307, {"Location": f"http://127.0.0.1:{second.port}/elsewhere"})
-        with pytest.raises(TargetRejectedError) as redirected:
+        with pytest.raises(PermanentError) as redirected:
             deliver(first.url, b"{}", {}, LOOPBACK, service="webhook receiver", timeouts=FAST)
     assert redirected.value.reason == "TargetRedirected"
-    assert redirected.value.http_status == 307
+    assert redirected.value.annotations == {"last-http-status": "307"}
     assert f"127.0.0.1:{second.port}/elsewhere" in redirected.value.message
     assert len(first.requests) == 1
     assert second.connections == 0
@@ -183,29 +175,76 @@ def test_environment_proxies_are_not_used(monkeypatch: pytest.MonkeyPatch) -> No
     assert proxy.connections == 0
 
 
-def test_a_refused_connection_is_temporary() -> None:
-    with pytest.raises(TargetUnavailableError) as refused:
-        post(
+def test_a_refused_connection_is_temporary_and_has_no_http_status() -> None:
+    with pytest.raises(TemporaryError) as refused:
+        deliver(
             f"http://127.0.0.1:{free_port()}/", b"{}", {}, LOOPBACK, service="webhook receiver", timeouts=FAST
         )
     assert refused.value.reason == "TargetUnreachable"
-    assert refused.value.http_status is None
-    assert "cannot connect to the webhook receiver at http://127.0.0.1:" in refused.value.message
+    assert refused.value.annotations == {"last-http-status": "none"}
+    assert "the POST to the webhook receiver at http://127.0.0.1:" in refused.value.message
+    assert "ConnectionRefusedError" in refused.value.message
 
 
 def test_a_receiver_that_does_not_answer_times_out() -> None:
     with Receiver() as receiver:
         receiver.hang()
-        with pytest.raises(TargetUnavailableError) as slow:
-            post(receiver.url, b"{}", {}, LOOPBACK, timeouts=Timeouts(connect=2.0, read=0.2))
+        with pytest.raises(TemporaryError) as slow:
+            post(receiver.url, b"{}", {}, LOOPBACK, timeouts=Timeouts(0.3))
     assert slow.value.reason == "TargetTimeout"
+
+
+def test_a_dripping_answer_is_cut_off_by_the_runtimes_total_deadline() -> None:
+    """Per-read timeouts cannot stop a byte-at-a-time answer; the deadline around ``report`` does."""
+    with Receiver() as receiver:
+        receiver.drip(0.01, 4000)  # each byte well within the per-read timeout; 40 s to the end
+        with deadline.within(0.5) as scope, suppress(IntegrationError):
+            post(receiver.url, b"{}", {}, LOOPBACK, timeouts=Timeouts(5))
+        assert scope.expired
+        assert receiver.cut_off.wait(timeout=30), "the connection was never closed"
+    assert receiver.dripped < 4000
+
+
+def test_no_further_address_is_tried_once_the_total_has_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each address may take the whole connect timeout; the next one is not started past the total."""
+    now = [100.0]
+    tried: list[str] = []
+
+    def exchange(target: Any, address: Any, *_: Any) -> Response:
+        tried.append(str(address))
+        now[0] += 5.0  # a connect that timed out after its full 5 s
+        raise ConnectTimeoutError("timed out")
+
+    monkeypatch.setattr(targets, "monotonic", lambda: now[0])
+    monkeypatch.setattr(targets, "_exchange", exchange)
+    monkeypatch.setattr(targets, "resolve", fake_resolver({"three.test": ["8.8.8.1", "8.8.8.2", "8.8.8.3"]}))
+    with pytest.raises(TemporaryError) as slow:
+        post("https://three.test/", b"{}", {}, STRICT, timeouts=Timeouts(8))
+    assert tried == ["8.8.8.1", "8.8.8.2"]
+    assert slow.value.reason == "TargetTimeout"
+
+
+def test_timeouts_keep_within_the_total() -> None:
+    assert (Timeouts(10).connect, Timeouts(10).read) == (5.0, 10)
+    assert (Timeouts(0.5).connect, Timeouts(0.5).read) == (0.5, 0.5)
 
 
 def test_unresolvable_names_are_permanent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(targets, "resolve", fake_resolver({}))
-    with pytest.raises(TargetRejectedError) as unknown:
+    with pytest.raises(PermanentError) as unknown:
         post("https://nowhere.test/", b"{}", {}, STRICT, timeouts=FAST)
     assert unknown.value.reason == "TargetUnresolvable"
+
+
+def test_the_answers_excerpt_is_redacted_as_it_is_read() -> None:
+    secret = "a-key-the-receiver-echoes-9c8b7a"
+    remember(secret)
+    with Receiver() as receiver:
+        receiver.answer(
+            500, body=f"bad signature, expected {secret}; Authorization: Bearer 0123456789abcdefXYZ".encode()
+        )
+        response = post(receiver.url, b"{}", {}, LOOPBACK, timeouts=FAST)
+    assert response.excerpt == f"bad signature, expected {MASK}; Authorization: {MASK}"
 
 
 def test_https_verifies_the_certificate_for_the_name_and_sends_it_as_sni(
@@ -219,7 +258,7 @@ def test_https_verifies_the_certificate_for_the_name_and_sends_it_as_sni(
     with Receiver(tls=certificates.server_context()) as receiver:
         response = post(f"https://hooks.test:{receiver.port}/", b"{}", {}, LOOPBACK, timeouts=FAST)
         assert response.status == 200
-        with pytest.raises(TargetRejectedError) as mismatch:
+        with pytest.raises(PermanentError) as mismatch:
             post(f"https://other.test:{receiver.port}/", b"{}", {}, LOOPBACK, timeouts=FAST)
     assert receiver.server_names == ["hooks.test", "other.test"]
     assert len(receiver.requests) == 1, "no request over a connection whose certificate did not match"
@@ -245,42 +284,45 @@ def _response(status: int, **headers: str) -> Response:
         (200, None, None),
         (202, None, None),
         (204, None, None),
-        (301, TargetRejectedError, "TargetRedirected"),
-        (400, TargetRejectedError, "TargetRejected"),
-        (401, TargetRejectedError, "TargetRejected"),
-        (404, TargetRejectedError, "TargetRejected"),
-        (408, TargetUnavailableError, "TargetUnavailable"),
-        (422, TargetRejectedError, "TargetRejected"),
-        (429, TargetUnavailableError, "TargetRateLimited"),
-        (500, TargetUnavailableError, "TargetUnavailable"),
-        (502, TargetUnavailableError, "TargetUnavailable"),
-        (503, TargetUnavailableError, "TargetUnavailable"),
+        (301, PermanentError, "TargetRedirected"),
+        (400, PermanentError, "TargetRejected"),
+        (401, PermanentError, "TargetRejected"),
+        (403, PermanentError, "TargetRejected"),
+        (404, PermanentError, "TargetRejected"),
+        (408, TemporaryError, "TargetUnavailable"),
+        (422, PermanentError, "TargetRejected"),
+        (425, TemporaryError, "TargetUnavailable"),
+        (429, TemporaryError, "TargetRateLimited"),
+        (500, TemporaryError, "TargetUnavailable"),
+        (502, TemporaryError, "TargetUnavailable"),
+        (503, TemporaryError, "TargetUnavailable"),
     ],
 )
 def test_answers_are_classified_by_status(
     status: int, kind: type[Exception] | None, reason: str | None
 ) -> None:
-    error = classify(_response(status), "the webhook receiver at https://h")
+    error = classify(_response(status), "the POST to the webhook receiver at https://h")
     if kind is None:
         assert error is None
         return
     assert isinstance(error, kind)
     assert error.reason == reason
-    assert error.http_status == status
-    assert f"the webhook receiver at https://h answered {status}" in error.message or status < 400
+    assert "the POST to the webhook receiver at https://h" in error.message
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("status", "headers", "retry_after"),
     [
-        ("30", 30.0),
-        ("0", 1.0),
-        ("999999", 3600.0),
-        (format_datetime(datetime.now(UTC) + timedelta(days=2), usegmt=True), 3600.0),
-        (format_datetime(datetime.now(UTC) - timedelta(days=2), usegmt=True), 1.0),
-        ("soon", None),
+        (503, {"retry_after": "30"}, 30.0),
+        (503, {}, None),
+        (429, {"retry_after": "12"}, 12.0),
+        (429, {}, 60.0),  # a rate limit that does not say how long: the shared table's minute
+        (429, {"retry_after": "999999"}, 3600.0),
     ],
 )
-def test_retry_after_is_read_as_seconds_or_a_date(value: str, expected: Any) -> None:
-    assert _response(429, retry_after=value).retry_after == expected
-    assert _response(429).retry_after is None
+def test_retry_after_comes_from_the_shared_fault_table(
+    status: int, headers: dict[str, str], retry_after: float | None
+) -> None:
+    error = classify(_response(status, **headers), "the POST")
+    assert isinstance(error, TemporaryError)
+    assert error.retry_after == retry_after

@@ -27,6 +27,15 @@ def through_prism(conformant_github: PrismGitHub, monkeypatch: pytest.MonkeyPatc
     return conformant_github
 
 
+REPO = "/repos/acme/widget-service"
+RECORD = "github.integrations.tekton.dev/status"
+
+
+def sha_of(name: str) -> str:
+    _, obj = samples.run_object(samples.load(name))
+    return str(obj["metadata"]["annotations"]["github.integrations.tekton.dev/sha"])
+
+
 def paths(github: PrismGitHub) -> list[tuple[str, str]]:
     return [(call.method, call.path) for call in github.calls]
 
@@ -50,10 +59,34 @@ def test_check_run_create_and_edit_conform(
     for event in events:
         advance(kube, ref, event)
         assert deliver(client, event).status_code == 200
-    methods = [method for method, path in paths(through_prism) if "/check-runs" in path]
-    assert methods == ["POST"] + ["PATCH"] * (len(events) - 1)
     (check_run,) = through_prism.check_runs.values()
     assert check_run["status"] == "completed"
+    assert [call for call in paths(through_prism) if "/check-runs" in call[1]] == [
+        ("GET", f"{REPO}/commits/{sha_of(names[0])}/check-runs"),  # this run's, by external_id
+        ("POST", f"{REPO}/check-runs"),
+    ] + [
+        ("GET", f"{REPO}/check-runs/{check_run['id']}"),
+        ("PATCH", f"{REPO}/check-runs/{check_run['id']}"),
+    ] * (len(events) - 1)
+
+
+def test_a_check_run_whose_record_was_lost_is_found_and_edited_conformantly(
+    kube: MemoryRunClient, deliver: Deliver, through_prism: PrismGitHub
+) -> None:
+    """The lookup answers a populated list (the schema of a check run in a list is checked too)."""
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    ref = add_run(kube, running)
+    client = function_client("github")
+    assert deliver(client, running).status_code == 200
+    del kube.runs[ref]["metadata"]["annotations"][RECORD]  # e.g. an older copy written back
+    advance(kube, ref, successful)
+    assert deliver(client, successful).status_code == 200
+    (check_run,) = through_prism.check_runs.values()
+    assert check_run["conclusion"] == "success"
+    assert paths(through_prism)[-2:] == [
+        ("GET", f"{REPO}/commits/{sha_of('pipelinerun-running')}/check-runs"),
+        ("PATCH", f"{REPO}/check-runs/{check_run['id']}"),
+    ]
 
 
 def test_commit_statuses_conform(kube: MemoryRunClient, deliver: Deliver, through_prism: PrismGitHub) -> None:
@@ -93,7 +126,8 @@ def test_app_installation_lookup_and_token_conform(
     assert paths(through_prism) == [
         ("GET", "/repos/acme/widget-service/installation"),
         ("POST", "/app/installations/42/access_tokens"),
-        ("POST", "/repos/acme/widget-service/check-runs"),
+        ("GET", f"{REPO}/commits/{sha_of('pipelinerun-running')}/check-runs"),
+        ("POST", f"{REPO}/check-runs"),
     ]
 
 

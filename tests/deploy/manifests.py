@@ -19,13 +19,36 @@ from typing import Any
 
 import yaml
 
+from common import registry
 from tests.support.tiers import REPO_ROOT, require_shared, unavailable
 
 KNATIVE_DIR = REPO_ROOT / "knative"
 NAMESPACE = "tekton-integrations"
-# Every function of the project; all but the dead-letter receiver subscribe through a Trigger.
-FUNCTIONS = ("github", "slack", "webhook", "cloudevent", "gitlab", "email", "deadletter")
-INTEGRATIONS = tuple(f for f in FUNCTIONS if f != "deadletter")
+INTEGRATIONS = tuple(registry.names())
+"""Every installed integration: each has a Service, a Trigger and a ServiceAccount (from the registry)."""
+assert INTEGRATIONS, "the registry found no integration: the manifest checks would check nothing"
+DEADLETTER = "deadletter"
+"""The runtime's dead-letter receiver: a Service, no Trigger."""
+FUNCTIONS = (*INTEGRATIONS, DEADLETTER)
+
+
+def service_file(name: str) -> Path:
+    """Where the Knative Service of a function is: generated per integration, or the runtime's."""
+    if name == DEADLETTER:
+        return KNATIVE_DIR / "deadletter" / "service.yaml"
+    return KNATIVE_DIR / "integrations" / name / "service.yaml"
+
+
+SERVICE_FILES = tuple(service_file(name) for name in FUNCTIONS)
+SECRET_TEMPLATES = tuple(sorted((KNATIVE_DIR / "integrations").glob("*/secret.example.yaml")))
+"""Applied by hand, filled in, never by ``kubectl apply -k knative/``."""
+
+
+def source_of(name: str) -> str:
+    """The ``FUNCTION_SOURCE`` of a function, relative to the repository (and site-packages)."""
+    return "common/deadletter.py" if name == DEADLETTER else f"functions/{name}/main.py"
+
+
 IMAGE_PLACEHOLDER = "tekton-integrations"
 INSTALL_HINT = "run scripts/install-test-tools"
 

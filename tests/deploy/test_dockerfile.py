@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.manifests import FUNCTIONS, KNATIVE_DIR, env_of, load_yaml_objects, run
+from tests.deploy.manifests import (
+    FUNCTIONS,
+    SERVICE_FILES,
+    env_of,
+    load_yaml_objects,
+    run,
+    source_of,
+)
 from tests.support.tiers import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -137,7 +144,7 @@ def test_threads_and_workers_are_explicit_and_match_the_services(
     env = env_values(final_stage(stages))
     assert env["WORKERS"] == "1"
     assert int(env["THREADS"]) >= 1
-    for path in sorted((KNATIVE_DIR / "services").glob("*.yaml")):
+    for path in SERVICE_FILES:
         (service,) = load_yaml_objects(path)
         service_env = env_of(service)
         assert service_env["THREADS"]["value"] == env["THREADS"], path.name
@@ -146,7 +153,7 @@ def test_threads_and_workers_are_explicit_and_match_the_services(
 
 def test_knative_services_run_as_the_image_user(stages: list[list[Instruction]]) -> None:
     uid, _, gid = next(a for w, a in reversed(final_stage(stages)) if w == "USER").partition(":")
-    for path in sorted((KNATIVE_DIR / "services").glob("*.yaml")):
+    for path in SERVICE_FILES:
         (service,) = load_yaml_objects(path)
         ctx = service["spec"]["template"]["spec"]["containers"][0]["securityContext"]
         assert ctx["runAsNonRoot"] is True
@@ -174,13 +181,15 @@ def test_every_function_source_is_installed_by_pip_install(name: str) -> None:
     # FUNCTION_SOURCE is resolved inside site-packages (the image's WORKDIR), so each function's
     # directory must be a package that pyproject's `packages.find` picks up: setuptools' find
     # takes only directories with an __init__.py, whose dotted name matches an include pattern.
-    if not (REPO_ROOT / "functions" / name / "main.py").exists():
-        pytest.skip(f"functions/{name}/main.py is not written yet")
+    source = source_of(name)
+    assert (REPO_ROOT / source).is_file()
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     include = config["tool"]["setuptools"]["packages"]["find"]["include"]
-    package = f"functions.{name}"
-    assert any(fnmatch(package, pattern) for pattern in include), include
-    for directory in ("functions", f"functions/{name}"):
-        assert (REPO_ROOT / directory / "__init__.py").exists(), (
-            f"`pip install .` would not install functions/{name}/main.py: add {directory}/__init__.py"
+    directory = str(Path(source).parent)
+    assert any(fnmatch(directory.replace("/", "."), pattern) for pattern in include), include
+    parts = Path(source).parent.parts
+    for depth in range(1, len(parts) + 1):
+        package = "/".join(parts[:depth])
+        assert (REPO_ROOT / package / "__init__.py").exists(), (
+            f"`pip install .` would not install {source}: add {package}/__init__.py"
         )

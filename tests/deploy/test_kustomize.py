@@ -22,6 +22,8 @@ from tests.deploy.manifests import (
     INTEGRATIONS,
     KNATIVE_DIR,
     NAMESPACE,
+    SECRET_TEMPLATES,
+    SERVICE_FILES,
     Obj,
     by_kind,
     container,
@@ -29,8 +31,8 @@ from tests.deploy.manifests import (
     ident,
     kustomize,
     load_yaml_objects,
+    source_of,
 )
-from tests.support.tiers import REPO_ROOT
 
 SECRETS_ROOT = "/var/run/secrets/tekton-integrations/"
 POLICY_FILE = "/etc/tekton-integrations/policy/policy.yaml"
@@ -118,7 +120,7 @@ def test_service_contract(rendered: list[Obj], name: str) -> None:
     env = env_of(service)
 
     # the function it runs
-    assert env["FUNCTION_SOURCE"]["value"] == f"functions/{name}/main.py"
+    assert env["FUNCTION_SOURCE"]["value"] == source_of(name)
     assert env["FUNCTION_TARGET"]["value"] == "handle"
     assert env["TI_POLICY_FILE"]["value"] == POLICY_FILE
     # concurrency: the queue-proxy admits no more requests than there are threads
@@ -187,17 +189,43 @@ def test_service_volumes_and_references(rendered: list[Obj], name: str) -> None:
             )
 
 
-def test_every_settings_key_a_service_reads_is_documented() -> None:
-    documented = set(
+def test_every_key_of_settings_env_is_read_by_a_service() -> None:
+    """settings.env is the operator's file: a key no Service reads (a typo) would do nothing."""
+    written = set(
         re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (KNATIVE_DIR / "config/settings.env").read_text(), re.M)
     )
-    for path in sorted((KNATIVE_DIR / "services").glob("*.yaml")):
+    read = set()
+    for path in SERVICE_FILES:
         (service,) = load_yaml_objects(path)
         for var in container(service).get("env", []):
             ref = var.get("valueFrom", {}).get("configMapKeyRef")
             if ref and ref["name"] == "tekton-integrations-settings":
                 assert ref.get("optional") is True, var["name"]
-                assert ref["key"] in documented, f"{path.name}: {ref['key']} not in settings.env"
+                read.add(ref["key"])
+    assert written, "settings.env lost its keys"
+    assert written <= read, f"settings.env keys no Service reads: {sorted(written - read)}"
+
+
+def test_the_integration_manifests_are_derived_from_the_registry() -> None:
+    """knative/integrations/ is what `tekton-integrations manifests --write` makes of the registry."""
+    from common import manifests, registry
+    from common.cli.manifests import tree
+
+    folders, problems = tree()
+    assert not problems
+    assert set(folders) == set(registry.names())
+    root = KNATIVE_DIR / "integrations"
+    committed = {p.name for p in root.iterdir() if p.is_dir()}
+    assert committed == set(folders), "run: tekton-integrations manifests --write knative/integrations"
+    assert (root / "kustomization.yaml").read_text() == manifests.index(list(folders))
+    for name, contents in folders.items():
+        on_disk = {p.name for p in (root / name).iterdir()}
+        assert on_disk == set(contents), name
+        for file, text in contents.items():
+            assert (root / name / file).read_text() == text, (
+                f"knative/integrations/{name}/{file} is stale: "
+                "run tekton-integrations manifests --write knative/integrations"
+            )
 
 
 @pytest.mark.parametrize("name", INTEGRATIONS)
@@ -253,7 +281,7 @@ def test_tekton_sink_patch_points_at_the_broker(rendered: list[Obj]) -> None:
 
 
 def test_secret_templates_cover_every_mounted_secret(rendered: list[Obj]) -> None:
-    templates = by_kind(load_yaml_objects(*sorted((KNATIVE_DIR / "secrets").glob("*.yaml"))), "Secret")
+    templates = by_kind(load_yaml_objects(*SECRET_TEMPLATES), "Secret")
     mounted = {
         v["secret"]["secretName"]
         for s in by_kind(rendered, "Service").values()
@@ -263,7 +291,7 @@ def test_secret_templates_cover_every_mounted_secret(rendered: list[Obj]) -> Non
     assert set(templates) == mounted
     for name, secret in templates.items():
         assert secret["metadata"]["namespace"] == NAMESPACE
-        assert "data" not in secret, f"{name}: templates carry placeholders in stringData only"
+        assert not secret.get("data"), f"{name}: a template holds no value"
         for key, value in secret["stringData"].items():
             assert value.startswith("REPLACE-"), f"{name}/{key} looks like a real value"
 
@@ -310,45 +338,50 @@ def test_an_overlay_can_rename_and_repoint_the_image(kubectl: str, tmp_path: Pat
         assert binding["roleRef"]["name"] in by_kind(objects, "ClusterRole")
 
 
-def test_the_documented_github_app_patch_applies(kubectl: str, tmp_path: Path) -> None:
-    # docs/deploy.md tells GitHub App users to add this patch to an overlay: it must apply, and
-    # its reference to the settings ConfigMap must follow the generated (hashed) name.
-    docs = (REPO_ROOT / "docs" / "deploy.md").read_text()
-    blocks = re.findall(r"```yaml\n(.*?)```", docs, re.S)
-    (block,) = [b for b in blocks if "GITHUB_APP_PRIVATE_KEY_FILE" in b]
-    overlay = yaml.safe_load(block)
-    overlay["resources"] = [os.path.relpath(KNATIVE_DIR, tmp_path)]
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
-    objects = kustomize(kubectl, tmp_path)
-    github = by_kind(objects, "Service")["github"]
+def test_a_github_app_needs_no_patch(rendered: list[Obj]) -> None:
+    """App mode is the Secret's `app-private-key` and settings.env's GITHUB_APP_ID: the Service
+    names both files and the id already, and the function uses what is readable."""
+    github = by_kind(rendered, "Service")["github"]
     env = env_of(github)
-    assert "GITHUB_TOKEN_FILE" not in env, "App mode: no token file to look for"
     key_file = env["GITHUB_APP_PRIVATE_KEY_FILE"]["value"]
+    assert key_file.endswith("/app-private-key")
     assert any(key_file.startswith(m["mountPath"]) for m in container(github)["volumeMounts"])
     ref = env["GITHUB_APP_ID"]["valueFrom"]["configMapKeyRef"]
-    assert ref["name"] in by_kind(objects, "ConfigMap"), ref
+    assert ref["name"] in by_kind(rendered, "ConfigMap"), ref
     assert "GITHUB_APP_ID" in (KNATIVE_DIR / "config" / "settings.env").read_text()
 
 
 def test_the_shipped_policy_and_its_example_load(rendered: list[Obj]) -> None:
     # The functions refuse to start on a policy file they cannot load, so the file this tree
     # mounts (and the example in its comments, once uncommented) must pass the real loader.
-    from common.policy import parse_policy
+    from common import registry
+    from common.policy import Destinations, Policy, parse_policy
+
+    github = registry.load("github").integration
+    assert github is not None
+    assert isinstance(github.policy, Destinations)
+    repositories = github.policy
+
+    def check_every_section(policy: Policy) -> None:
+        for declared in registry.declarations():
+            policy.check(declared.name, declared.policy)
 
     text = (KNATIVE_DIR / "config" / "policy.yaml").read_text()
     config_maps = by_kind(rendered, "ConfigMap")
     (policy_map,) = [m for n, m in config_maps.items() if n.startswith("tekton-integrations-policy")]
     assert policy_map["data"] == {"policy.yaml": text}
     shipped = parse_policy(text, "knative/config/policy.yaml")
-    assert not shipped.for_namespace("tenant-a").allows("github", "repositories", "acme/app")
+    check_every_section(shipped)
+    assert not shipped.for_namespace("tenant-a").allows("github", repositories, "acme/app")
     example = "\n".join(
         line[2:] if line.startswith("# ") else ""
         for line in text.split("# Example:", 1)[1].splitlines()
         if line.startswith("#")
     )
     loaded = parse_policy(example, "example in knative/config/policy.yaml")
-    assert loaded.for_namespace("tenant-a").allows("github", "repositories", "acme/app-web")
-    assert not loaded.for_namespace("tenant-a").allows("github", "repositories", "other/repo")
+    check_every_section(loaded)
+    assert loaded.for_namespace("tenant-a").allows("github", repositories, "acme/app-web")
+    assert not loaded.for_namespace("tenant-a").allows("github", repositories, "other/repo")
 
 
 @pytest.mark.parametrize("prefix", ["", "ti-"])
@@ -358,7 +391,7 @@ def test_the_dead_letter_receiver_recognises_every_subscriber(
     # Knative puts the failing subscriber's address in `knativeerrordest`; the deadletter
     # function maps it back to the integration whose record it updates. That must hold for
     # every Trigger of this tree, also when an overlay renames the Services.
-    from functions.deadletter.main import failing_integration
+    from common.deadletter import failing_integration
 
     (tmp_path / "kustomization.yaml").write_text(
         yaml.safe_dump({"resources": [os.path.relpath(KNATIVE_DIR, tmp_path)], "namePrefix": prefix})

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.deploy.manifests import FUNCTIONS, KNATIVE_DIR, NAMESPACE, Obj, ident, run
+from tests.deploy.manifests import FUNCTIONS, KNATIVE_DIR, NAMESPACE, SECRET_TEMPLATES, Obj, ident, run
 
 TENANT = "tenant-a"
 RUN_NAME = "deploy-rbac-check"  # distinct from what other tiers create on the shared realkube
@@ -174,9 +174,10 @@ def test_every_rendered_object_is_accepted_and_stored(admin_kubectl: list[str], 
 
 
 def test_secret_templates_are_accepted(admin_kubectl: list[str], applied: list[Obj]) -> None:
-    done = run([*admin_kubectl, "apply", "--dry-run=server", "-f", str(KNATIVE_DIR / "secrets")])
+    files = [arg for path in SECRET_TEMPLATES for arg in ("-f", str(path))]
+    done = run([*admin_kubectl, "apply", "--dry-run=server", *files])
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("(server dry run)") == len(list((KNATIVE_DIR / "secrets").glob("*")))
+    assert done.stdout.count("(server dry run)") == len(SECRET_TEMPLATES)
 
 
 def test_config_events_patch_sets_the_sink_and_keeps_tektons_keys(

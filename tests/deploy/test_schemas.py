@@ -18,6 +18,7 @@ from jsonschema import Draft7Validator
 
 from tests.deploy.manifests import (
     KNATIVE_DIR,
+    SECRET_TEMPLATES,
     Obj,
     by_kind,
     crd_schema,
@@ -37,7 +38,7 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 def extra_objects() -> list[Obj]:
     """What is applied by hand: Secret templates and the patch to Tekton's config-events."""
     return load_yaml_objects(
-        *sorted((KNATIVE_DIR / "secrets").glob("*.yaml")),
+        *SECRET_TEMPLATES,
         KNATIVE_DIR / "tekton" / "config-events.yaml",
     )
 

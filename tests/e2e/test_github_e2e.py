@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -61,9 +62,15 @@ def test_running_then_successful_on_a_real_api_server(
 
     live = set_status(api, namespace, successful)
     assert post_event(github_url, event_for(successful, live)).status_code == 200
-    assert [c.method for c in github.calls_to(path="/repos/*/check-runs*")] == ["POST", "PATCH"]
     (check_run,) = github.check_runs.values()
     assert check_run["conclusion"] == "success"
+    assert check_run["external_id"] == live["metadata"]["uid"]
+    assert [(c.method, c.path) for c in github.calls_to(path="/repos/*/check-runs*")] == [
+        ("GET", f"/repos/acme/widget-service/commits/{check_run['head_sha']}/check-runs"),
+        ("POST", "/repos/acme/widget-service/check-runs"),
+        ("GET", f"/repos/acme/widget-service/check-runs/{check_run['id']}"),
+        ("PATCH", f"/repos/acme/widget-service/check-runs/{check_run['id']}"),
+    ]
 
     stored = get_run(api, namespace, "PipelineRun", live["metadata"]["name"])
     record = record_of(stored)
@@ -255,3 +262,133 @@ def test_status_integrations_is_mirrored_only_where_the_schema_keeps_it(
     answer = kube.patch_status(ref, {"status": {"integrations": [{"name": "x"}]}})
     assert "integrations" not in answer["status"]
     assert set(itertools.chain(answer["status"])) >= {"conditions"}
+
+
+def write_back(api: client.ApiClient, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+    """Tekton's reconciler writing back its older copy of the run's annotations with a full PUT
+    (``syncMetadata``). Worse than Tekton's union: keys missing from the copy are removed too."""
+    objects = client.CustomObjectsApi(api)
+    current = get_run(api, namespace, "PipelineRun", name)
+    current["metadata"]["annotations"] = dict(annotations)
+    objects.replace_namespaced_custom_object(*V1, namespace, "pipelineruns", name, current)
+
+
+def replica(api: client.ApiClient, between_claim_and_record: Any) -> Processor[Any, Any]:
+    """A replica in this process whose record write waits for ``between_claim_and_record``."""
+    return Processor(
+        github_integration,
+        InterleavingClient(KubeRunClient(api), between_claim_and_record, at=2),
+        RuntimeSettings(),
+    )
+
+
+def running_event(run: Mapping[str, Any]) -> RunEvent:
+    return RunEvent(
+        id="1",
+        type="dev.tekton.event.pipelinerun.running.v1",
+        phase="running",
+        run=parse_run("PipelineRun", dict(run)),
+    )
+
+
+@pytest.mark.parametrize("redelivered", [False, True], ids=["alone", "redelivered-to-another-replica"])
+def test_a_stale_write_back_between_claim_and_record_gives_one_check_run(  # noqa: PLR0917
+    api: client.ApiClient,
+    namespace: str,
+    github: GitHubStandIn,
+    github_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    redelivered: bool,
+) -> None:
+    """GitHub created the check run, then Tekton PUT the run with the annotations it read before
+    our claim, removing the claim; meanwhile another replica may get the same event and, seeing
+    no claim, report it. Still one check run, and the next state edits it."""
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    live = create_run(api, namespace, running)
+    name = live["metadata"]["name"]
+    tekton_copy = dict(live["metadata"]["annotations"])  # read before the claim
+    answers = []
+
+    def tekton_writes_back() -> None:
+        assert len(github.check_runs) == 1, "the check run exists before the record is written"
+        write_back(api, namespace, name, tekton_copy)
+        assert RECORD not in get_run(api, namespace, "PipelineRun", name)["metadata"]["annotations"]
+        if redelivered:
+            answers.append(post_event(github_url, event_for(running, live)).status_code)
+
+    outcome = replica(api, tekton_writes_back).process(running_event(live))
+
+    assert outcome.kind == "reported", outcome
+    assert answers == ([200] if redelivered else [])
+    (check_run,) = github.check_runs.values()
+    record = record_of(get_run(api, namespace, "PipelineRun", name))
+    assert record["conditions"][0]["status"] == "True"
+    assert record["annotations"]["check-run-id"] == str(check_run["id"])
+
+    live = set_status(api, namespace, successful)
+    assert post_event(github_url, event_for(successful, live)).status_code == 200
+    (check_run,) = github.check_runs.values()
+    assert (check_run["status"], check_run["conclusion"]) == ("completed", "success")
+    assert len(github.calls_to("POST", "/repos/*/check-runs")) == 1
+
+
+def age_claim(api: client.ApiClient, namespace: str, name: str) -> None:
+    """Time passes: the claim on the run was taken longer ago than a claim protects (120 s)."""
+    record = record_of(get_run(api, namespace, "PipelineRun", name))
+    record["claim"]["at"] = (datetime.now(UTC) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        *V1, namespace, "pipelineruns", name, {"metadata": {"annotations": {RECORD: json.dumps(record)}}}
+    )
+
+
+@pytest.mark.parametrize("reverted_to", ["claim", "nothing"])
+def test_a_stale_write_back_after_the_record_still_edits_the_one_check_run(  # noqa: PLR0917
+    api: client.ApiClient,
+    namespace: str,
+    github: GitHubStandIn,
+    github_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    reverted_to: str,
+) -> None:
+    """Tekton's older copy lands after the record and reverts it to our claim, or to no record at
+    all; the next state's event finds the check run by ``external_id`` and edits it."""
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    live = create_run(api, namespace, running)
+    name = live["metadata"]["name"]
+    tekton_copy = dict(live["metadata"]["annotations"])
+
+    def tekton_reads() -> None:
+        if reverted_to == "claim":
+            tekton_copy.update(get_run(api, namespace, "PipelineRun", name)["metadata"]["annotations"])
+
+    assert replica(api, tekton_reads).process(running_event(live)).kind == "reported"
+    (check_run,) = github.check_runs.values()
+    assert "check-run-id" in record_of(get_run(api, namespace, "PipelineRun", name))["annotations"]
+
+    write_back(api, namespace, name, tekton_copy)
+    revived = get_run(api, namespace, "PipelineRun", name)["metadata"]["annotations"].get(RECORD)
+    if reverted_to == "claim":
+        assert revived is not None
+        assert json.loads(revived)["claim"] is not None
+    else:
+        assert revived is None
+    live = set_status(api, namespace, successful)
+    answer = post_event(github_url, event_for(successful, live))
+    if reverted_to == "claim":  # a revived claim is waited out, then the state is reported
+        assert (answer.status_code, answer.json()["reason"]) == (429, "Busy")
+        age_claim(api, namespace, name)
+        answer = post_event(github_url, event_for(successful, live))
+    assert answer.status_code == 200
+
+    (check_run,) = github.check_runs.values()
+    assert (check_run["status"], check_run["conclusion"]) == ("completed", "success")
+    assert len(github.calls_to("POST", "/repos/*/check-runs")) == 1
+    record = record_of(get_run(api, namespace, "PipelineRun", name))
+    assert (record["conditions"][0]["status"], record["annotations"]["check-run-id"]) == (
+        "True",
+        str(check_run["id"]),
+    )

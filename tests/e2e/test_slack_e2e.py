@@ -12,8 +12,8 @@ import pytest
 from kubernetes import client
 
 from common import samples
-from common.standins.slack import SlackStandIn
 from tests.e2e.conftest import ServeFunction, create_run, event_for, get_run, post_event, set_status
+from tests.support.standins.slack import SlackStandIn
 
 RECORD = "slack.integrations.tekton.dev/status"
 TOKEN = "xoxb-e2e-test-token"
@@ -60,7 +60,9 @@ def test_running_then_failed_posts_once_and_updates_on_a_real_api_server(
     assert "*build-image* (Skipped)" in json.dumps(message["attachments"])
     stored = get_run(api, namespace, "PipelineRun", live["metadata"]["name"])
     record = record_of(stored)
-    assert record["annotations"] == {"ts": message["ts"], "channel": "C0WIDGETCI"}
+    ids = {key: record["annotations"][key] for key in ("ts", "channel", "details-ts")}
+    assert ids == {"ts": message["ts"], "channel": "C0WIDGETCI", "details-ts": ""}
+    assert len(record["annotations"]["sig"]) == 64, "the message's ids are signed"
     assert record["conditions"][0]["status"] == "True"
     assert record["runUID"] == stored["metadata"]["uid"]
     assert stored["metadata"]["generation"] == 1, "annotation writes must not bump generation"
@@ -98,7 +100,7 @@ def test_ratelimited_and_channel_not_found_get_the_right_answers(
     condition = record_of(get_run(api, namespace, "PipelineRun", name))["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("Unknown", "SlackRateLimited")
 
-    slack.fail_next("channel_not_found")
+    slack.fail_next("channel_not_found", method=POST)
     answer = post_event(slack_url, event_for(running, live))
     assert answer.status_code == 200
     condition = record_of(get_run(api, namespace, "PipelineRun", name))["conditions"][0]

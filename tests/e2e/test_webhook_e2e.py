@@ -16,7 +16,7 @@ from kubernetes import client
 from common import samples
 from tests.e2e.conftest import ServeFunction, create_run, event_for, get_run, post_event, set_status
 from tests.support.policies import LOOPBACK_RECEIVERS
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, deliver_while_the_run_moves_on
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = b"e2e-webhook-signing-secret"
@@ -112,3 +112,35 @@ def test_a_cloudevent_retried_by_the_sender_counts_its_retries_on_the_run(
     assert second["annotations"]["target"] == receiver.url
     events = [from_http(r.headers, r.body) for r in receiver.requests]
     assert len({event["id"] for event in events}) == 1
+
+
+@pytest.mark.parametrize(("integration", "key"), [("webhook", "url"), ("cloudevent", "target")])
+def test_started_running_and_duplicates_together_reach_the_receiver_once_per_state(  # noqa: PLR0917
+    api: client.ApiClient,
+    namespace: str,
+    serve_function: ServeFunction,
+    receiver: Receiver,
+    settings: dict[str, str],
+    integration: str,
+    key: str,
+) -> None:
+    url = serve_function(integration, WORKERS="2", THREADS="8", **settings)  # two processes: two replicas
+    started = annotated(samples.load("pipelinerun-started"), integration, **{key: receiver.url})
+    running = annotated(samples.load("pipelinerun-running"), integration, **{key: receiver.url})
+    live = create_run(api, namespace, started)
+    events = [event_for(started, live), event_for(running, live)] * 4
+    gate = receiver.hold()  # the first request waits at the receiver while the rest arrive
+    answered, redelivered = deliver_while_the_run_moves_on(
+        lambda event: post_event(url, event),
+        events,
+        gate,
+        lambda: set_status(api, namespace, running),  # meanwhile the run moves on
+        lambda answer: answer.status_code,
+    )
+
+    statuses = {answer.status_code for _, answer in answered} | {a.status_code for a in redelivered}
+    assert statuses <= {200, 429}
+    states = [json.loads(request.body)["state"]["reason"] for request in receiver.requests]
+    assert sorted(states) == ["Running", "Started"]
+    record = record_of(api, namespace, live["metadata"]["name"], integration)
+    assert (record["conditions"][0]["status"], record["runState"]["reason"]) == ("True", "Running")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,19 @@ import pytest
 from cloudevents.http import from_http
 
 from common import samples, targets
+from common.logs import JsonFormatter
+from common.redaction import MASK
 from common.runclient import MemoryRunClient, RunRef
-from tests.conftest import Deliver, add_run, advance, function_client
+from tests.conftest import Deliver, add_run, advance, body, function_client
 from tests.support.policies import LOOPBACK_RECEIVERS, use_policy
-from tests.support.receiver import Received, Receiver, fake_resolver, spy_connections
+from tests.support.receiver import (
+    Received,
+    Receiver,
+    deliver_while_the_run_moves_on,
+    fake_resolver,
+    spy_connections,
+    to_app,
+)
 
 RECORD = "cloudevent.integrations.tekton.dev/status"
 STATES = ["pipelinerun-queued", "pipelinerun-started", "pipelinerun-running", "pipelinerun-successful"]
@@ -169,6 +179,103 @@ def test_without_a_target_or_default_sink_the_configuration_is_invalid(
     cond = condition(kube, ref)
     assert (cond["status"], cond["reason"]) == ("False", "InvalidConfiguration")
     assert "cloudevent.integrations.tekton.dev/target" in cond["message"]
+
+
+def test_started_running_and_duplicates_delivered_together_send_one_event_per_state(
+    kube: MemoryRunClient, sink: Receiver
+) -> None:
+    started = with_cloudevent(samples.load("pipelinerun-started"), target=sink.url)
+    running = with_cloudevent(samples.load("pipelinerun-running"), target=sink.url)
+    ref = add_run(kube, started)
+    app = function_client("cloudevent").application
+    gate = sink.hold()  # the first request waits at the receiver while the rest arrive
+    answered, redelivered = deliver_while_the_run_moves_on(
+        to_app(app),
+        [started, running] * 4,
+        gate,
+        lambda: advance(kube, ref, running),
+        lambda a: a.status_code,
+    )
+
+    assert all(answer.status_code in (200, 429) for _, answer in answered)
+    assert all(body(answer)["reason"] == "Busy" for _, answer in answered if answer.status_code == 429)
+    assert [body(answer)["outcome"] for _, answer in answered].count("reported") == 1
+    assert [body(answer)["outcome"] for answer in redelivered].count("reported") == 1
+
+    received = [event_of(request) for request in sink.requests]
+    assert sorted(event.data["state"]["reason"] for event in received) == ["Running", "Started"]
+    assert len({event["id"] for event in received}) == 2
+    assert (condition(kube, ref)["status"], record(kube, ref)["runState"]["reason"]) == ("True", "Running")
+
+
+def test_a_lost_answer_is_redelivered_as_the_same_event(
+    kube: MemoryRunClient, sink: Receiver, deliver: Deliver
+) -> None:
+    running = with_cloudevent(samples.load("pipelinerun-running"), target=sink.url)
+    ref = add_run(kube, running)
+    client = function_client("cloudevent")
+    sink.lose()  # the sink got the event, but its answer never arrives
+
+    assert deliver(client, running).status_code == 503
+    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == (
+        "Unknown",
+        "TargetUnreachable",
+    )
+    assert deliver(client, running).status_code == 200
+    assert deliver(client, running).status_code == 200  # a later duplicate sends nothing
+
+    first, second = (event_of(request) for request in sink.requests)
+    assert (first["id"], first["source"]) == (second["id"], second["source"])
+    assert first.data == second.data
+    assert record(kube, ref)["annotations"]["retryCount"] == "1"
+
+
+def test_a_sink_that_does_not_answer_within_the_total_deadline_is_retried(
+    kube: MemoryRunClient, sink: Receiver, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDEVENT_TIMEOUT_SECONDS", "1")
+    running = with_cloudevent(samples.load("pipelinerun-running"), target=sink.url)
+    ref = add_run(kube, running)
+    length = 4000
+    sink.drip(0.02, length)  # each byte well within the per-read timeout; 80 s to the end
+
+    answer = deliver(function_client("cloudevent"), running)
+
+    assert answer.status_code == 503
+    assert body(answer)["reason"] == "TargetTimeout"
+    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == ("Unknown", "TargetTimeout")
+    assert sink.cut_off.wait(timeout=30), "the function never closed the connection"
+    assert sink.dripped < length
+
+
+@pytest.mark.parametrize("status", [403, 502])
+def test_a_sink_echoing_the_request_leaks_no_token_of_its_url(
+    kube: MemoryRunClient,
+    sink: Receiver,
+    deliver: Deliver,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    token = "sink-access-token-5e6f7a8b"
+    running = with_cloudevent(samples.load("pipelinerun-running"), target=f"{sink.url}?access_token={token}")
+    ref = add_run(kube, running)
+    sink.answer(status, body=b"refused", echo=True)  # the echo starts with the request line and its query
+
+    with caplog.at_level(logging.DEBUG):
+        answer = deliver(function_client("cloudevent"), running)
+
+    texts = {
+        "answer": answer.get_data(as_text=True),
+        "record": json.dumps(record(kube, ref)),
+        "log": "\n".join(JsonFormatter().format(line) for line in caplog.records),  # as written
+        "events": json.dumps(kube.events, default=str),
+    }
+    for where, text in texts.items():
+        assert token not in text, where
+        assert f"POST /hook?{MASK}" in text, where
+    assert record(kube, ref)["annotations"]["target"] == sink.url
+    (request,) = sink.requests
+    assert request.headers["ce-id"] in condition(kube, ref)["message"], "the rest of the echo is kept"
 
 
 OPEN: dict[str, Any] = {

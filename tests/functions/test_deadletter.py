@@ -8,7 +8,7 @@ import json
 from common import samples
 from common.runclient import MemoryRunClient
 from common.standins.github import GitHubStandIn
-from tests.conftest import Deliver, add_run, body, function_client
+from tests.conftest import DEADLETTER, Deliver, add_run, body, function_client, source_client
 
 
 def dead_letter(name: str, destination: str | None, code: str = "503") -> dict[str, object]:
@@ -25,7 +25,7 @@ def test_a_dead_letter_marks_the_failing_integrations_record_false(
 ) -> None:
     event = dead_letter("pipelinerun-running", "http://github.tekton-integrations.svc.cluster.local/")
     ref = add_run(kube, event)
-    answer = deliver(function_client("deadletter"), event)
+    answer = deliver(source_client(DEADLETTER), event)
     assert answer.status_code == 200
     record = json.loads(kube.runs[ref]["metadata"]["annotations"]["github.integrations.tekton.dev/status"])
     condition = record["conditions"][0]
@@ -44,7 +44,7 @@ def test_a_dead_letter_does_not_override_a_state_already_reported(
     deliver(function_client("github"), event)
     before = kube.runs[ref]["metadata"]["annotations"]["github.integrations.tekton.dev/status"]
     late = dead_letter("pipelinerun-running", "http://github.tekton-integrations.svc.cluster.local")
-    assert body(deliver(function_client("deadletter"), late))["outcome"] == "ignored"
+    assert body(deliver(source_client(DEADLETTER), late))["outcome"] == "ignored"
     assert kube.runs[ref]["metadata"]["annotations"]["github.integrations.tekton.dev/status"] == before
 
 
@@ -52,7 +52,7 @@ def test_a_dead_letter_without_a_known_destination_is_refused(
     kube: MemoryRunClient, deliver: Deliver
 ) -> None:
     for destination in (None, "http://unknown.example.org"):
-        answer = deliver(function_client("deadletter"), dead_letter("pipelinerun-running", destination))
+        answer = deliver(source_client(DEADLETTER), dead_letter("pipelinerun-running", destination))
         assert answer.status_code == 400
         assert "knativeerrordest" in body(answer)["detail"]
 
@@ -63,7 +63,7 @@ def test_a_redelivery_after_a_dead_letter_reports_the_state(
     """``resync`` (or any later delivery) repairs what the dead-letter receiver recorded."""
     event = dead_letter("pipelinerun-running", "http://github.tekton-integrations.svc.cluster.local")
     ref = add_run(kube, event)
-    deliver(function_client("deadletter"), event)
+    deliver(source_client(DEADLETTER), event)
     assert (
         body(deliver(function_client("github"), samples.load("pipelinerun-running")))["outcome"] == "reported"
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -18,9 +20,9 @@ from typing import Any
 import pytest
 from werkzeug.test import TestResponse
 
-from common import samples
+from common import TemporaryError, samples
 from common.runclient import MemoryRunClient, RunRef
-from tests.conftest import Deliver, add_run, advance, body, function_client
+from tests.conftest import Deliver, add_run, advance, body, function_client, written_texts
 from tests.support.policies import use_policy
 from tests.support.tiers import unavailable
 
@@ -75,6 +77,24 @@ class Mailbox:
         return AuthResult(success=ok)
 
 
+@dataclass
+class EchoingRelay:
+    """A relay that refuses every login with a 535 reply repeating the credentials it was sent,
+    both as sent (base64) and decoded, as a misbehaving relay or proxy might."""
+
+    echoed: list[str] = field(default_factory=list)
+
+    async def handle_AUTH(self, server: Any, session: Any, envelope: Any, args: list[str]) -> str:  # noqa: N802 -- aiosmtpd's hook name
+        sent = list(args)
+        if args[0] == "LOGIN":  # the user came with the command; the password answers a challenge
+            password = await server.challenge_auth("Password:")
+            sent.append(base64.b64encode(password).decode())
+        decoded = [base64.b64decode(part).decode().replace("\0", " ") for part in sent[1:]]
+        reply = f"535 5.7.8 refused AUTH {' '.join(sent)} = {' / '.join(decoded)}"
+        self.echoed.append(reply)
+        return reply
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -93,15 +113,17 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SMTP_PASSWORD_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SMTP_CA", raising=False)
     monkeypatch.delenv("SMTP_CA_FILE", raising=False)
     monkeypatch.setenv("SMTP_FROM", "Tekton CI <ci@example.org>")
     monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org")
 
 
-def serve_smtp(mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Any:
+def serve_smtp(handler: Mailbox | EchoingRelay, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Any:
+    """An aiosmtpd relay on loopback with ``handler``'s hooks; the function is pointed at it."""
     if AIOSMTPD_MISSING:
         unavailable(f"aiosmtpd is not importable ({AIOSMTPD_MISSING}); pip install -e '.[test]'")
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **options)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(controller.port))
@@ -224,6 +246,68 @@ def test_concurrent_duplicate_cannot_send_a_second_mail(
     assert answers == ["retry"], "asked to come back while the first delivery holds the claim"
     assert outcome(deliver(duplicate, failed)) == "ignored", "and then finds the state reported"
     assert len(mailbox.messages) == 1
+
+
+def losing_the_record(kube: MemoryRunClient, mailbox: Mailbox, ref: RunRef, how: str) -> Callable[[], None]:
+    """Arrange for the record of the next mail to be lost as ``how`` says; call the result after it.
+
+    ``written-back``: Tekton's reconciler writes back its older copy of the annotations after the
+    record was written. ``replica-died``: the record is never written after the relay accepted
+    the mail, and the claim left on the run has expired when the event comes back.
+    """
+    if how == "written-back":
+        before = dict(kube.runs[ref]["metadata"].get("annotations") or {})
+
+        def write_back() -> None:
+            kube.runs[ref]["metadata"]["annotations"] = before
+
+        return write_back
+
+    def die_after_the_mail(verb: str, _: RunRef) -> None:
+        if verb.startswith("patch") and mailbox.messages:
+            raise TemporaryError("KubernetesUnavailable", "the replica died before recording")
+
+    kube.before_request = die_after_the_mail
+
+    def expire_the_claim() -> None:
+        kube.before_request = None
+        annotations = kube.runs[ref]["metadata"]["annotations"]
+        claimed = json.loads(annotations[RECORD])
+        claimed["claim"]["at"] = "2020-01-01T00:00:00Z"
+        annotations[RECORD] = json.dumps(claimed)
+
+    return expire_the_claim
+
+
+@pytest.mark.parametrize("how", ["written-back", "replica-died"])
+def test_a_mail_repeated_after_a_lost_record_keeps_its_message_id(
+    kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver, how: str
+) -> None:
+    failed, ref = failed_run(kube)
+    lose_the_record = losing_the_record(kube, mailbox, ref, how)
+    answer = deliver(function_client("email"), failed)
+    assert answer.status_code == (200 if how == "written-back" else 503)
+    lose_the_record()
+
+    assert outcome(deliver(function_client("email"), failed)) == "reported", "another replica mails"
+    first, second = mailbox.messages
+    assert first["Message-ID"] == second["Message-ID"]
+    assert re.fullmatch(r"<[0-9a-f-]{36}@example\.org>", str(first["Message-ID"]))
+    record = json.loads(kube.runs[ref]["metadata"]["annotations"][RECORD])
+    assert record["annotations"]["message-id"] == first["Message-ID"]
+
+
+def test_each_state_gets_its_own_message_id(
+    kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver
+) -> None:
+    running, successful = event("pipelinerun-running", on="all"), event("pipelinerun-successful", on="all")
+    ref = add_run(kube, running)
+    client = function_client("email")
+    deliver(client, running)
+    advance(kube, ref, successful)
+    deliver(client, successful)
+    first, second = mailbox.messages
+    assert first["Message-ID"] != second["Message-ID"], "a de-duplicating client would hide the second"
 
 
 @pytest.mark.parametrize(
@@ -396,15 +480,34 @@ def test_a_login_without_its_password_file_is_recorded(
     assert not mailbox.messages
 
 
-def test_an_unreadable_ca_file_is_recorded(
-    kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "SMTP_CA_FILE",
+            "/nonexistent/ca.pem",
+            "SMTP_CA_FILE names /nonexistent/ca.pem, which does not exist",
+        ),
+        ("SMTP_CA", "not a certificate", "SMTP_CA(_FILE) holds no usable PEM certificate"),
+    ],
+)
+def test_an_unusable_ca_is_recorded(
+    kube: MemoryRunClient,
+    mailbox: Mailbox,
+    deliver: Deliver,
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    said: str,
 ) -> None:
-    monkeypatch.setenv("SMTP_CA_FILE", "/nonexistent/ca.pem")
+    monkeypatch.setenv(variable, value)
     failed, ref = failed_run(kube)
     deliver(function_client("email"), failed)
     cond = condition(kube, ref)
     assert (cond["status"], cond["reason"]) == ("False", "EmailNotConfigured")
-    assert "SMTP_CA_FILE" in cond["message"]
+    assert said in cond["message"]
+    assert not mailbox.messages
 
 
 def test_unreachable_relay_is_temporary(
@@ -490,6 +593,7 @@ def certificates(tmp_path: Path) -> Certificates:
     return Certificates(tmp_path / "ca.pem", context)
 
 
+@pytest.mark.parametrize("given_as", ["SMTP_CA_FILE", "SMTP_CA"])
 def test_starttls_with_a_private_ca_and_login(
     kube: MemoryRunClient,
     smtp_env: None,
@@ -499,6 +603,7 @@ def test_starttls_with_a_private_ca_and_login(
     certificates: Certificates,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    given_as: str,
 ) -> None:
     box = Mailbox()
     controller = serve_smtp(
@@ -513,7 +618,10 @@ def test_starttls_with_a_private_ca_and_login(
         (tmp_path / "password").write_text(PASSWORD + "\n")
         monkeypatch.setenv("SMTP_USERNAME", "tekton")
         monkeypatch.setenv("SMTP_PASSWORD_FILE", str(tmp_path / "password"))
-        monkeypatch.setenv("SMTP_CA_FILE", str(certificates.ca_file))
+        if given_as == "SMTP_CA":  # the PEM itself, e.g. from a ConfigMap key
+            monkeypatch.setenv("SMTP_CA", certificates.ca_file.read_text())
+        else:
+            monkeypatch.setenv("SMTP_CA_FILE", str(certificates.ca_file))
         caplog.set_level(logging.DEBUG)
         failed, ref = failed_run(kube)
         assert deliver(function_client("email"), failed).status_code == 200
@@ -543,3 +651,54 @@ def test_a_relay_certificate_from_an_unknown_ca_is_refused(
     cond = condition(kube, ref)
     assert (cond["status"], cond["reason"]) == ("False", "SMTPCertificateRejected")
     assert not box.messages
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_credentials_echoed_by_the_relay_appear_in_no_answer_record_log_or_event(
+    kube: MemoryRunClient,
+    smtp_env: None,
+    deliver: Deliver,
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    certificates: Certificates,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    mechanism: str,
+) -> None:
+    relay = EchoingRelay()
+    other = {"PLAIN": "LOGIN", "LOGIN": "PLAIN"}[mechanism]
+    controller = serve_smtp(
+        relay,
+        monkeypatch,
+        tls_context=certificates.server,
+        require_starttls=True,
+        auth_exclude_mechanism=[other, "CRAM-MD5"],
+    )
+    try:
+        (tmp_path / "password").write_text(PASSWORD + "\n")
+        monkeypatch.setenv("SMTP_SECURITY", "starttls")
+        monkeypatch.setenv("SMTP_USERNAME", "tekton")
+        monkeypatch.setenv("SMTP_PASSWORD_FILE", str(tmp_path / "password"))
+        monkeypatch.setenv("SMTP_CA_FILE", str(certificates.ca_file))
+        for logger in ("common", "functions"):  # not aiosmtpd's, which logs the echo it sends
+            caplog.set_level(logging.DEBUG, logger=logger)
+        failed, ref = failed_run(kube)
+        answer = deliver(function_client("email"), failed)
+    finally:
+        controller.stop()
+
+    (echo,) = relay.echoed
+    assert PASSWORD in echo, "the relay echoed the password"
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "SMTPAuthenticationFailed")
+    assert "refused AUTH" in cond["message"]
+    assert "[REDACTED]" in cond["message"]
+    credentials = [
+        PASSWORD,
+        base64.b64encode(PASSWORD.encode()).decode(),
+        base64.b64encode(f"\0tekton\0{PASSWORD}".encode()).decode(),
+    ]
+    produced = written_texts(answer, kube, capsys, caplog)
+    assert kube.events, "the failure is reported as a Kubernetes Event"
+    assert [(where, c[:4]) for where, text in produced.items() for c in credentials if c in text] == []

@@ -33,15 +33,15 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from common import samples, targets
+from common import registry, samples, targets
 from common.kube import _translated
 from common.runclient import MemoryRunClient, RunRef
 from common.standins.github import GitHubStandIn
-from common.standins.gitlab import GitLabStandIn
-from common.standins.slack import SlackStandIn
-from tests.conftest import Deliver, add_run, body, function_client
+from tests.conftest import Deliver, add_run, body, function_client, written_texts
 from tests.support.policies import LOOPBACK_RECEIVERS, use_policy
 from tests.support.receiver import IPAddress, Receiver, free_port
+from tests.support.standins.gitlab import GitLabStandIn
+from tests.support.standins.slack import SlackStandIn
 from tests.support.tiers import unavailable
 from tests.support.tls import make_certificates
 
@@ -53,7 +53,8 @@ try:
 except ImportError as e:  # pragma: no cover - aiosmtpd is in the test extras
     AIOSMTPD_MISSING = str(e)
 
-INTEGRATIONS = ("github", "slack", "webhook", "cloudevent", "gitlab", "email")
+INTEGRATIONS = tuple(registry.names())
+"""Every installed integration: each must have a ``Service`` below and a row for every class."""
 CLASSES = ("refused", "timeout", "500", "502", "503", "429-retry-after", "429", "401", "403", "404", "422")
 """The failure classes every integration is checked for; services add rows of their own."""
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
@@ -167,7 +168,7 @@ TARGET_FAULTS: dict[str, tuple[Script, Expect] | NotApplicable] = {
     "503": (Answer(503), transient("TargetUnavailable")),
     "503-retry-after": (Answer(503, {"Retry-After": "20"}), transient("TargetUnavailable", 20)),
     "429-retry-after": (Answer(429, {"Retry-After": "17"}), transient("TargetRateLimited", 17)),
-    "429": (Answer(429), transient("TargetRateLimited")),
+    "429": (Answer(429), transient("TargetRateLimited", 60)),
     "401": (Answer(401), permanent("TargetRejected")),
     "403": (Answer(403), permanent("TargetRejected")),
     "404": (Answer(404), permanent("TargetRejected")),
@@ -223,10 +224,10 @@ ROWS = [
                 SlackError("ratelimited", 429, retry_after=17),
                 transient("SlackRateLimited", 17),
             ),
-            "429": (SlackError("ratelimited", 429), transient("SlackRateLimited", 30)),
+            "429": (SlackError("ratelimited", 429), transient("SlackRateLimited", 60)),
             # The Web API answers HTTP 200 with ok:false for everything else, including its
             # per-app posting limit, which chat.postMessage documents as rate_limited.
-            "200-rate_limited": (SlackError("rate_limited"), transient("SlackRateLimited", 30)),
+            "200-rate_limited": (SlackError("rate_limited"), transient("SlackRateLimited", 60)),
             "200-fatal_error": (SlackError("fatal_error"), transient("SlackUnavailable")),
             "401": (SlackError("invalid_auth"), permanent("SlackUnauthorized")),
             "401-not_authed": (SlackError("not_authed"), permanent("SlackUnauthorized")),
@@ -251,9 +252,9 @@ ROWS = [
             "503-retry-after": (Answer(503, {"Retry-After": "20"}), transient("GitLabUnavailable", 20)),
             "429-retry-after": (Answer(429, {"Retry-After": "17"}), transient("GitLabRateLimited", 17)),
             "429": (Answer(429), transient("GitLabRateLimited", 60)),
-            # GitLab's own rate-limit headers: the reset time stands in for Retry-After.
+            # GitLab's own rate-limit headers: with nothing left, the reset time stands in for Retry-After.
             "429-ratelimit-reset": (
-                Answer(429, {"RateLimit-Reset": FAR_RESET}),
+                Answer(429, {"RateLimit-Remaining": "0", "RateLimit-Reset": FAR_RESET}),
                 transient("GitLabRateLimited", 3600),
             ),
             # GitLab answers 409 "Resource lock" under concurrent writes to one commit.
@@ -368,6 +369,18 @@ class Service:
         raise NotImplementedError
 
     def shorten_timeout(self) -> None:
+        """Shorten the integration's total deadline (its declared ``<PREFIX>_TIMEOUT_SECONDS``)."""
+        declared = registry.load(self.name).integration
+        assert declared is not None
+        self.monkeypatch.setenv(declared.settings.variable("timeout_seconds"), "0.5")
+
+    def credentials(self) -> list[str]:
+        """The credentials the function holds for this service, which no text it writes may show."""
+        raise NotImplementedError
+
+    def echo_credentials(self, status: int) -> None:
+        """Make the service answer the next call with ``status`` and a body echoing the credential
+        the request carried (a misbehaving proxy or server does)."""
         raise NotImplementedError
 
     def event(self) -> dict[str, Any]:
@@ -410,7 +423,8 @@ class GitHub(Service):
 
     def start(self, stack: ExitStack) -> None:
         self.standin = stack.enter_context(GitHubStandIn())
-        self.monkeypatch.setenv("GITHUB_TOKEN", "ghp_fault-matrix-token-0123456789")
+        self.token = "fault-matrix-github-credential"  # no well-known shape: only remembering masks it
+        self.monkeypatch.setenv("GITHUB_TOKEN", self.token)
         self.divert(None)
 
     def annotations(self) -> dict[str, str]:
@@ -428,13 +442,15 @@ class GitHub(Service):
         with self.standin.lock:
             return len(self.standin.check_runs)
 
+    def credentials(self) -> list[str]:
+        return [self.token]
+
+    def echo_credentials(self, status: int) -> None:
+        self.standin.echo_credentials_next(status, as_json=True)
+
     def divert(self, address: tuple[str, int] | None) -> None:
         url = self.standin.url if address is None else f"http://{address[0]}:{address[1]}"
         self.monkeypatch.setenv("GITHUB_API_URL", url)
-
-    def shorten_timeout(self) -> None:
-        # Whole seconds only: GitHubSettings reads GITHUB_TIMEOUT_SECONDS with int().
-        self.monkeypatch.setenv("GITHUB_TIMEOUT_SECONDS", "1")
 
 
 class Slack(Service):
@@ -443,7 +459,8 @@ class Slack(Service):
 
     def start(self, stack: ExitStack) -> None:
         self.standin = stack.enter_context(SlackStandIn())
-        self.monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-fault-matrix-0123456789-abcdef")
+        self.token = "xoxb-fault-matrix-0123456789-abcdef"
+        self.monkeypatch.setenv("SLACK_BOT_TOKEN", self.token)
         self.divert(None)
 
     def annotations(self) -> dict[str, str]:
@@ -464,13 +481,15 @@ class Slack(Service):
         with self.standin.lock:
             return len(self.standin.messages)
 
+    def credentials(self) -> list[str]:
+        return [self.token]
+
+    def echo_credentials(self, status: int) -> None:
+        self.standin.echo_credentials_next(status, method="chat.postMessage")
+
     def divert(self, address: tuple[str, int] | None) -> None:
         url = self.standin.api_url if address is None else f"http://{address[0]}:{address[1]}/api/"
         self.monkeypatch.setenv("SLACK_API_URL", url)
-
-    def shorten_timeout(self) -> None:
-        # No setting: SlackBot uses the module's TIMEOUT_SECONDS (10 s). See the report's finding.
-        self.monkeypatch.setattr("functions.slack.client.TIMEOUT_SECONDS", 0.3)
 
 
 class Target(Service):
@@ -482,6 +501,7 @@ class Target(Service):
     """
 
     HOST = "receiver.test"
+    claims = True  # one request per run state: each delivery is claimed first
     id_header: ClassVar[str]
     url_key: ClassVar[str]
 
@@ -517,8 +537,12 @@ class Target(Service):
     def divert(self, address: tuple[str, int] | None) -> None:
         self.address = "127.0.0.1" if address is None else address[0]
 
-    def shorten_timeout(self) -> None:
-        self.monkeypatch.setenv("TI_TARGET_READ_TIMEOUT", "0.3")
+    def credentials(self) -> list[str]:
+        return []
+
+    def echo_credentials(self, status: int) -> None:
+        self.receiver.answer(status, {}, b"you sent:", echo=True)
+        self.scripted += 1
 
     @contextmanager
     def _unavailable(self, script: Refused | Silent) -> Iterator[tuple[str, int]]:
@@ -539,9 +563,14 @@ class Webhook(Target):
     def start(self, stack: ExitStack) -> None:
         secrets = self.tmp_path / "webhook-secrets"
         secrets.mkdir()
-        (secrets / "default").write_bytes(b"fault-matrix-signing-secret")
+        (secrets / "default").write_bytes(self.SIGNING_KEY.encode())
         self.monkeypatch.setenv("WEBHOOK_SECRET_DIR", str(secrets))
         super().start(stack)
+
+    SIGNING_KEY = "fault-matrix-signing-secret"
+
+    def credentials(self) -> list[str]:
+        return [self.SIGNING_KEY]
 
 
 class CloudEvent(Target):
@@ -554,9 +583,9 @@ class GitLab(Service):
     name = "gitlab"
 
     def start(self, stack: ExitStack) -> None:
-        token = "glpat-fault-matrix-0123456789"
-        self.standin = stack.enter_context(GitLabStandIn({"acme/widget-service": 17}, token=token))
-        self.monkeypatch.setenv("GITLAB_TOKEN", token)
+        self.token = "fault-matrix-gitlab-credential"  # no well-known shape: only remembering masks it
+        self.standin = stack.enter_context(GitLabStandIn({"acme/widget-service": 17}, token=self.token))
+        self.monkeypatch.setenv("GITLAB_TOKEN", self.token)
         self.divert(None)
 
     def annotations(self) -> dict[str, str]:
@@ -573,13 +602,15 @@ class GitLab(Service):
     def effects(self) -> int:
         return len(self.standin.states())
 
+    def credentials(self) -> list[str]:
+        return [self.token]
+
+    def echo_credentials(self, status: int) -> None:
+        self.standin.echo_credentials_next(status)
+
     def divert(self, address: tuple[str, int] | None) -> None:
         url = self.standin.url if address is None else f"http://{address[0]}:{address[1]}"
         self.monkeypatch.setenv("GITLAB_URL", url)
-
-    def shorten_timeout(self) -> None:
-        # No setting: the client uses the module's TIMEOUT_SECONDS (10 s). See the report's finding.
-        self.monkeypatch.setattr("functions.gitlab.client.TIMEOUT_SECONDS", 0.3)
 
 
 @dataclass
@@ -592,6 +623,8 @@ class Relay:
     sessions: list[Any] = field(default_factory=list)
     """Every session that logged in or tried to (a login comes first: the relay requires it)."""
     refused_logins: dict[int, str] = field(default_factory=dict)
+    echo: str | None = None
+    """A reply code: the next login is refused with a reply that repeats the credentials."""
 
     def take(self, step: str) -> str | None:
         queued = self.replies.get(step) or []
@@ -601,6 +634,9 @@ class Relay:
         if not any(known is session for known in self.sessions):
             self.sessions.append(session)
         # smtplib tries each mechanism the relay offers; a relay refuses the session, not one of them.
+        if self.echo is not None and isinstance(data, LoginPassword):
+            said = f"{self.echo} 5.7.8 refused {data.login.decode()} {data.password.decode()}"
+            self.refused_logins[id(session)] = said
         reply = self.refused_logins.get(id(session)) or self.take("auth")
         if reply is not None:
             self.refused_logins[id(session)] = reply
@@ -684,14 +720,16 @@ class Email(Service):
     def effects(self) -> int:
         return len(self.relay.messages)
 
+    def credentials(self) -> list[str]:
+        return [self.relay.password]
+
+    def echo_credentials(self, status: int) -> None:
+        self.relay.echo = "454" if status >= 500 else "535"  # SMTP's temporary and permanent refusals
+
     def divert(self, address: tuple[str, int] | None) -> None:
         host, port = ("localhost", self.port) if address is None else address
         self.monkeypatch.setenv("SMTP_HOST", host)
         self.monkeypatch.setenv("SMTP_PORT", str(port))
-
-    def shorten_timeout(self) -> None:
-        # No setting: delivery uses the module's TIMEOUT_SECONDS (10 s). See the report's finding.
-        self.monkeypatch.setattr("functions.email.delivery.TIMEOUT_SECONDS", 0.3)
 
 
 SERVICES: dict[str, type[Service]] = {
@@ -725,6 +763,8 @@ def condition(kube: MemoryRunClient, ref: RunRef, integration: str) -> tuple[str
 
 
 def test_the_matrix_covers_every_class_for_every_integration() -> None:
+    assert INTEGRATIONS, "the registry found no integration"
+    assert set(INTEGRATIONS) <= set(SERVICES), f"no Service for {set(INTEGRATIONS) - set(SERVICES)}"
     cells = {(row.integration, row.fault): row for row in ROWS}
     missing = [(name, fault) for name in INTEGRATIONS for fault in CLASSES if (name, fault) not in cells]
     assert not missing, f"no row for {missing}"
@@ -772,6 +812,38 @@ def test_service_fault(row: Row, kube: MemoryRunClient, deliver: Deliver, open_s
         assert (again.status_code, body(again)["outcome"]) == (200, "ignored")
         assert service.calls() == calls
         assert condition(kube, ref, row.integration) == ("False", expect.reason)
+
+
+# -- credentials echoed back ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [401, 500])
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+def test_a_credential_echoed_by_the_service_leaves_in_no_text(  # noqa: PLR0917 -- fixtures
+    integration: str,
+    status: int,
+    kube: MemoryRunClient,
+    deliver: Deliver,
+    open_service: OpenService,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server or proxy that repeats the request's credential in a 4xx/5xx body: the credential is
+    in no HTTP answer, record, Kubernetes Event or log line the function writes."""
+    service = open_service(integration)
+    if not service.credentials():
+        pytest.skip(f"the {integration} function holds no credential")
+    event = service.event()
+    ref = add_run(kube, event)
+    client = function_client(integration)
+    service.echo_credentials(status)
+    answer = deliver(client, event)
+
+    assert answer.status_code in (200, 429, 503)
+    assert condition(kube, ref, integration)[0] != "True", "the echo was the answer"
+    texts = written_texts(answer, kube, capsys)
+    for secret in service.credentials():
+        for where, text in texts.items():
+            assert secret not in text, f"the {integration} credential is in the {where}"
 
 
 # -- Kubernetes ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from common.standins.github import GitHubStandIn
 from tests.conftest import Deliver, add_run, advance, body, function_client
 
 RECORD = "github.integrations.tekton.dev/status"
+SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
 
 
 def record(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
@@ -35,19 +36,27 @@ def test_running_then_successful_creates_one_check_run_then_completes_it(
     client = function_client("github")
 
     assert deliver(client, running).status_code == 200
-    assert [c.method for c in github.calls_to(path="/repos/*/check-runs*")] == ["POST"]
+    lookup, create = github.calls_to(path="/repos/*/check-runs*")
+    assert (lookup.method, lookup.path) == ("GET", f"/repos/acme/widget-service/commits/{SHA}/check-runs")
+    assert lookup.query == {"check_name": ["tekton/build-and-test"], "filter": ["all"]}
+    assert (create.method, create.path) == ("POST", "/repos/acme/widget-service/check-runs")
     (check_run,) = github.check_runs.values()
+    assert check_run["external_id"] == kube.runs[ref]["metadata"]["uid"]
     assert check_run["status"] == "in_progress"
     assert check_run["name"] == "tekton/build-and-test"
-    assert check_run["head_sha"] == "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
+    assert check_run["head_sha"] == SHA
     assert check_run["details_url"] == (
         "https://dashboard.example.org/#/namespaces/ci/pipelineruns/build-and-test-run-x7k2p"
     )
 
     advance(kube, ref, successful)
     assert deliver(client, successful).status_code == 200
-    assert [c.method for c in github.calls_to(path="/repos/*/check-runs*")] == ["POST", "PATCH"]
     (check_run,) = github.check_runs.values()
+    verify, edit = github.calls_to(path="/repos/*/check-runs*")[2:]
+    assert [(c.method, c.path) for c in (verify, edit)] == [
+        ("GET", f"/repos/acme/widget-service/check-runs/{check_run['id']}"),
+        ("PATCH", f"/repos/acme/widget-service/check-runs/{check_run['id']}"),
+    ], "the recorded id is checked with GitHub, then edited: no second lookup, no second check run"
     assert (check_run["status"], check_run["conclusion"]) == ("completed", "success")
     stored = record(kube, ref)
     assert stored["name"] == "github.integrations.tekton.dev"
@@ -244,7 +253,7 @@ def test_commit_is_accepted_as_an_alias_of_sha(
     add_run(kube, running)
     deliver(function_client("github"), running)
     (check_run,) = github.check_runs.values()
-    assert check_run["head_sha"] == "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
+    assert check_run["head_sha"] == SHA
 
 
 def test_child_taskruns_are_not_reported(
@@ -273,3 +282,86 @@ def test_a_deleted_run_is_ignored(kube: MemoryRunClient, github: GitHubStandIn, 
     assert answer.status_code == 200
     assert body(answer)["detail"] == "the run no longer exists"
     assert not github.calls
+
+
+def a_run_of(sample_name: str, name: str, repo: str = "widget-service") -> dict[str, Any]:
+    """The sample as another run (its own name and UID) of the same pipeline, commit and context."""
+    sample = samples.load(sample_name)
+    metadata = sample["data"]["pipelineRun"]["metadata"]
+    metadata["name"] = name
+    metadata["uid"] = f"0000-{name}"
+    metadata["annotations"]["github.integrations.tekton.dev/repo"] = repo
+    return sample
+
+
+def forge_record(kube: MemoryRunClient, ref: RunRef, check_run_id: str) -> None:
+    """What the run's author can do with ``kubectl annotate``: a record naming any check run."""
+    forged = {
+        "name": "github.integrations.tekton.dev",
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Succeeded",
+                "status": "True",
+                "reason": "Reported",
+                "message": "",
+                "lastTransitionTime": "2024-01-01T00:00:00Z",
+            }
+        ],
+        "annotations": {"check-run-id": check_run_id, "context": "tekton/build-and-test"},
+        "runUID": kube.runs[ref]["metadata"]["uid"],
+        "runState": {"status": "Unknown", "reason": "Started"},
+    }
+    kube.patch(ref, {"metadata": {"annotations": {RECORD: json.dumps(forged)}}})
+
+
+@pytest.mark.parametrize("target", ["another-run", "another-repository", "not-an-id"])
+def test_a_forged_check_run_id_never_edits_another_runs_check_run(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, target: str
+) -> None:
+    client = function_client("github")
+    victim = a_run_of(
+        "pipelinerun-running", "victim", "gadget" if target == "another-repository" else "widget-service"
+    )
+    add_run(kube, victim)
+    assert deliver(client, victim).status_code == 200
+    ((victim_id, victim_check),) = github.check_runs.items()
+    snapshot = json.loads(json.dumps(victim_check))
+
+    running, successful = (
+        a_run_of("pipelinerun-running", "author"),
+        a_run_of("pipelinerun-successful", "author"),
+    )
+    ref = add_run(kube, running)
+    forge_record(kube, ref, str(victim_id) if target != "not-an-id" else f"{victim_id}/../{victim_id}")
+    assert deliver(client, running).status_code == 200
+    advance(kube, ref, successful)
+    assert deliver(client, successful).status_code == 200
+
+    assert github.check_runs[victim_id] == snapshot, "another run's check run was edited"
+    assert not github.calls_to("PATCH", f"/repos/*/check-runs/{victim_id}")
+    (own,) = (check for check in github.check_runs.values() if check["id"] != victim_id)
+    assert own["external_id"] == "0000-author"
+    assert (own["status"], own["conclusion"]) == ("completed", "success")
+    assert record(kube, ref)["annotations"]["check-run-id"] == str(own["id"])
+
+
+@pytest.mark.parametrize("mode", ["check-run", "status"])
+def test_an_upper_case_sha_is_accepted_and_sent_lower_case(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, mode: str
+) -> None:
+    running = samples.load("pipelinerun-running")
+    annotations = running["data"]["pipelineRun"]["metadata"]["annotations"]
+    annotations["github.integrations.tekton.dev/sha"] = SHA.upper()
+    annotations["github.integrations.tekton.dev/mode"] = mode
+    ref = add_run(kube, running)
+    assert deliver(function_client("github"), running).status_code == 200
+    assert condition(kube, ref)["status"] == "True"
+    assert all(SHA.upper() not in call.path for call in github.calls)
+    if mode == "status":
+        (status,) = github.statuses
+        assert status["sha"] == SHA
+        return
+    (check_run,) = github.check_runs.values()
+    assert check_run["head_sha"] == SHA
+    assert github.calls_to("GET", f"/repos/acme/widget-service/commits/{SHA}/check-runs")

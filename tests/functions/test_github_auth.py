@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_a_missing_secret_file_is_recorded_once_as_not_configured(
     assert body(deliver(client, event))["outcome"] == "ignored"
 
 
-@pytest.mark.parametrize("value", ["0.5", "0", "3600", "soon"])
+@pytest.mark.parametrize("value", ["0", "-1", "30.5", "3600", "soon"])
 def test_a_bad_timeout_setting_is_recorded_as_not_configured(
     kube: MemoryRunClient,
     github: GitHubStandIn,
@@ -106,6 +107,50 @@ def test_a_bad_timeout_setting_is_recorded_as_not_configured(
     answer = deliver(function_client("github"), event)
     assert (answer.status_code, body(answer)["reason"]) == (200, "GitHubNotConfigured")
     assert "GITHUB_TIMEOUT_SECONDS" in body(answer)["detail"]
+    assert not github.calls
+
+
+@pytest.mark.parametrize("value", ["0.5", "30"])
+def test_a_timeout_above_zero_and_at_most_30_seconds_is_accepted(
+    kube: MemoryRunClient,
+    github: GitHubStandIn,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    monkeypatch.setenv("GITHUB_TIMEOUT_SECONDS", value)
+    event = samples.load("pipelinerun-running")
+    add_run(kube, event)
+    answer = deliver(function_client("github"), event)
+    assert (answer.status_code, body(answer)["outcome"]) == (200, "reported")
+    assert len(github.check_runs) == 1
+
+
+def test_a_token_file_that_is_a_directory_is_recorded_as_not_configured(
+    kube: MemoryRunClient,
+    github: GitHubStandIn,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A Secret mounted at the file's path (a directory) is a configuration problem, said once:
+    not an internal error answered 503 forever."""
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("GITHUB_TOKEN_FILE", str(tmp_path))
+    event = samples.load("pipelinerun-running")
+    ref = add_run(kube, event)
+    client = function_client("github")
+    answer = deliver(client, event)
+    assert (answer.status_code, body(answer)["outcome"], body(answer)["reason"]) == (
+        200,
+        "failed",
+        "GitHubNotConfigured",
+    )
+    record = json.loads(kube.runs[ref]["metadata"]["annotations"]["github.integrations.tekton.dev/status"])
+    condition = record["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "GitHubNotConfigured")
+    assert f"GITHUB_TOKEN_FILE names {tmp_path}, which is a directory" in condition["message"]
+    assert body(deliver(client, event))["outcome"] == "ignored"
     assert not github.calls
 
 

@@ -14,9 +14,9 @@ from werkzeug.test import TestResponse
 
 from common import samples
 from common.runclient import MemoryRunClient, RunRef
-from common.standins.gitlab import GitLabStandIn
-from tests.conftest import Deliver, add_run, advance, body, function_client
+from tests.conftest import Deliver, add_run, advance, body, function_client, written_texts
 from tests.support.policies import use_policy
+from tests.support.standins.gitlab import GitLabStandIn
 
 RECORD = "gitlab.integrations.tekton.dev/status"
 TOKEN = "glpat-unit-test-token-0123456789"
@@ -307,23 +307,116 @@ def test_token_from_file_and_never_in_records_or_logs(
     assert len(gitlab.calls) == 1
 
 
-@pytest.mark.parametrize("token_file", [None, "/nonexistent/gitlab/token"])
-def test_missing_token_is_recorded(
+@pytest.mark.parametrize(
+    ("token_file", "why"),
+    [
+        (None, "GITLAB_TOKEN(_FILE)"),
+        ("missing", "which does not exist"),  # an optional Secret, not mounted yet
+        ("directory", "which is a directory"),  # the Secret's mount point instead of its key
+        ("empty", "which is empty"),
+    ],
+)
+def test_a_missing_or_unusable_token_is_recorded_naming_the_path(
     kube: MemoryRunClient,
     gitlab: GitLabStandIn,
     deliver: Deliver,
     *,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     token_file: str | None,
+    why: str,
 ) -> None:
     monkeypatch.delenv("GITLAB_TOKEN")
-    if token_file:  # the deployment mounts an optional Secret: the file may not be there yet
-        monkeypatch.setenv("GITLAB_TOKEN_FILE", token_file)
+    path = {"missing": tmp_path / "absent", "directory": tmp_path, "empty": tmp_path / "empty"}.get(
+        token_file or ""
+    )
+    (tmp_path / "empty").write_text("\n")
+    if path is not None:
+        monkeypatch.setenv("GITLAB_TOKEN_FILE", str(path))
     running = event("pipelinerun-running")
     ref = add_run(kube, running)
-    deliver(function_client("gitlab"), running)
-    assert condition(kube, ref)["reason"] == "GitLabNotConfigured"
+    answer = deliver(function_client("gitlab"), running)
+    assert (answer.status_code, outcome(answer)) == (200, "failed")
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "GitLabNotConfigured")
+    assert why in cond["message"]
+    if path is not None:
+        assert f"GITLAB_TOKEN_FILE names {path}" in cond["message"]
     assert not gitlab.calls
+
+
+def test_an_upper_case_sha_is_accepted_and_sent_in_lower_case(
+    kube: MemoryRunClient, gitlab: GitLabStandIn, deliver: Deliver
+) -> None:
+    running = event("pipelinerun-running", sha=SHA.upper())
+    ref = add_run(kube, running)
+    assert outcome(deliver(function_client("gitlab"), running)) == "reported"
+    (call,) = gitlab.calls
+    assert call.path == STATUS_PATH
+    assert condition(kube, ref)["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("sample", "answers", "statuses"),
+    [
+        ("pipelinerun-running", [201, 400], ["running"]),  # Cannot transition status: done
+        ("pipelinerun-successful", [201, 201], ["success", "success"]),  # the newer supersedes
+    ],
+)
+def test_a_repeat_after_a_lost_record_leaves_the_commit_status_as_it_was(
+    kube: MemoryRunClient,
+    gitlab: GitLabStandIn,
+    deliver: Deliver,
+    *,
+    sample: str,
+    answers: list[int],
+    statuses: list[str],
+) -> None:
+    """Nothing is claimed, because a repeat of a state cannot change the commit's status."""
+    repeated = event(sample)
+    ref = add_run(kube, repeated)
+    before = dict(kube.runs[ref]["metadata"].get("annotations") or {})
+    assert outcome(deliver(function_client("gitlab"), repeated)) == "reported"
+    # Tekton's reconciler writes back its older copy of the annotations: the record is gone.
+    kube.runs[ref]["metadata"]["annotations"] = before
+
+    assert outcome(deliver(function_client("gitlab"), repeated)) == "reported"
+    assert [call.status for call in gitlab.calls] == answers
+    with gitlab.lock:
+        assert [(status["name"], status["status"]) for status in gitlab.statuses] == [
+            ("tekton/build-and-test", state) for state in statuses
+        ]
+    assert condition(kube, ref)["status"] == "True"
+
+
+@pytest.mark.parametrize(("status", "as_json"), [(401, True), (500, False)])
+def test_a_token_echoed_by_gitlab_appears_in_no_answer_record_log_or_event(
+    kube: MemoryRunClient,
+    gitlab: GitLabStandIn,
+    deliver: Deliver,
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    as_json: bool,
+) -> None:
+    # No well-known token shape: only the redaction of the credentials the function holds masks it.
+    token = "plain-gitlab-credential-4711-unshaped"
+    monkeypatch.setenv("GITLAB_TOKEN", token)
+    gitlab.echo_credentials_next(status, as_json=as_json)
+    running = event("pipelinerun-running")
+    ref = add_run(kube, running)
+    caplog.set_level(logging.DEBUG)
+
+    answer = deliver(function_client("gitlab"), running)
+
+    assert answer.status_code == (200 if status == 401 else 503)
+    cond = condition(kube, ref)
+    assert "PRIVATE-TOKEN: [REDACTED]" in cond["message"], "GitLab's echo is quoted, masked"
+    produced = written_texts(answer, kube, capsys, caplog)
+    assert kube.events, "the failure is reported as a Kubernetes Event"
+    assert [where for where, text in produced.items() if token in text] == []
 
 
 def test_invalid_annotations_are_recorded(

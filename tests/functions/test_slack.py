@@ -7,18 +7,23 @@ import logging
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from common import samples
+from common.errors import KubernetesUnavailableError
+from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunRef
-from common.standins.slack import WEBHOOK, SlackStandIn
+from common.status import CLAIM_TTL
 from tests.conftest import Deliver, add_run, advance, event_request, function_client
+from tests.support.standins.slack import WEBHOOK, SlackStandIn
 
 RECORD = "slack.integrations.tekton.dev/status"
 TOKEN = "xoxb-unit-test-0123456789-abcdef"
@@ -30,6 +35,8 @@ SLACK_ENV = (
     "SLACK_API_URL",
 )
 POST, UPDATE = "chat.postMessage", "chat.update"
+RUN_UID = "c1b7e0f4-93d2-4a58-b6e1-7f2a9d4c0e88"
+"""The UID of the PipelineRun in the samples."""
 
 
 @pytest.fixture
@@ -86,6 +93,19 @@ def condition(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
     return conditions[0]
 
 
+def message_ids(kube: MemoryRunClient, ref: RunRef) -> dict[str, str]:
+    """Where the record says the run's message is (its signature aside)."""
+    annotations: dict[str, str] = record(kube, ref)["annotations"]
+    assert len(annotations.get("sig", "")) == 64, "the ids are signed"
+    return {key: value for key, value in annotations.items() if key != "sig"}
+
+
+def chat_calls(slack: SlackStandIn) -> list[str]:
+    """The calls that post or edit; lookups (auth.test, conversations.*) left out."""
+    with slack.lock:
+        return [call.method for call in slack.calls if call.method.startswith("chat.")]
+
+
 def all_text(message: dict[str, Any]) -> str:
     return json.dumps(message)
 
@@ -134,8 +154,12 @@ def test_running_then_failed_posts_once_then_updates_that_message(
     assert "*Namespace*\\n`ci`" in shown
     assert "*Duration*\\n1m 0s" in shown
 
+    assert message["metadata"] == {
+        "event_type": "tekton_run",
+        "event_payload": {"run_uid": RUN_UID, "integration": "slack", "part": "run"},
+    }
     stored = record(kube, ref)
-    assert stored["annotations"] == {"ts": message["ts"], "channel": "C0WIDGETCI"}
+    assert message_ids(kube, ref) == {"ts": message["ts"], "channel": "C0WIDGETCI", "details-ts": ""}
     assert condition(kube, ref)["status"] == "True", "the integration succeeded; its message shows a failure"
     assert stored["runState"] == {"status": "False", "reason": "Failed"}
     assert {call.token_type for call in slack.calls} == {"xoxb"}
@@ -356,7 +380,7 @@ def test_duplicates_and_reordered_redeliveries_change_nothing(
     for event in events:  # the live run moves on; each event is delivered once, in order
         advance(kube, ref, event)
         assert deliver(client, event).status_code == 200
-    assert [call.method for call in slack.calls] == [POST, UPDATE, UPDATE]  # started, running, failed
+    assert chat_calls(slack) == [POST, UPDATE, UPDATE]  # started, running, failed
     final = record(kube, ref)
     calls = len(slack.calls)
 
@@ -382,7 +406,7 @@ def test_a_run_already_finished_gets_one_message_showing_the_end_whatever_the_or
     (message,) = slack.messages.values()
     assert message["text"].startswith(":x:")
     assert record(kube, ref)["runState"] == {"status": "False", "reason": "Failed"}
-    assert len(slack.calls) == 1
+    assert chat_calls(slack) == [POST]
 
 
 def test_failure_details_can_go_into_the_thread_once(
@@ -398,15 +422,19 @@ def test_failure_details_can_go_into_the_thread_once(
     for event in (failed, running, failed):
         deliver(client, event)
 
-    assert [call.method for call in slack.calls] == [POST, UPDATE, POST]
+    assert chat_calls(slack) == [POST, UPDATE, POST]
     main, reply = slack.messages.values()
     assert reply["thread_ts"] == main["ts"]
     assert "Details in the thread" in all_text(main)
     assert "step-run-tests" not in all_text(main)
     assert '```\\"step-run-tests\\" exited with code 1: Error```' in all_text(reply)
     assert "2 tasks did not succeed" in all_text(reply)
-    annotations = record(kube, ref)["annotations"]
-    assert annotations == {"ts": main["ts"], "channel": "C0WIDGETCI", "details-ts": reply["ts"]}
+    assert reply["metadata"]["event_payload"] == {
+        "run_uid": RUN_UID,
+        "integration": "slack",
+        "part": "details",
+    }
+    assert message_ids(kube, ref) == {"ts": main["ts"], "channel": "C0WIDGETCI", "details-ts": reply["ts"]}
     assert condition(kube, ref)["status"] == "True"
 
 
@@ -441,7 +469,7 @@ def test_a_reply_failing_right_after_the_first_post_keeps_the_message_and_says_s
     assert deliver(client, failed).status_code == 200
 
     (message,) = slack.messages.values()
-    assert record(kube, ref)["annotations"] == {"ts": message["ts"], "channel": "C0WIDGETCI"}
+    assert message_ids(kube, ref) == {"ts": message["ts"], "channel": "C0WIDGETCI", "details-ts": ""}
     cond = condition(kube, ref)
     assert (cond["status"], cond["reason"]) == ("True", "ReportedWithoutDetails")
     assert "failure details not threaded" in cond["message"]
@@ -607,3 +635,265 @@ def test_the_namespace_policy_decides_which_channels_a_run_may_post_to(
         assert (cond["status"], cond["reason"]) == ("False", "TargetNotAllowed")
         assert "#releases" in cond["message"]
         assert not slack.calls
+
+
+# -- exactly one message across crashes, lost answers and forged records (DESIGN.md §3) ------------
+
+
+def crash_after_the_post(kube: MemoryRunClient, slack: SlackStandIn, method: str = POST) -> None:
+    """The replica dies once Slack acted: every record write after the post fails."""
+
+    def fail(verb: str, _: RunRef) -> None:
+        if verb == "patch" and slack.calls_to(method):
+            raise KubernetesUnavailableError("the replica was killed")
+
+    kube.before_request = fail
+
+
+def expire_claim(kube: MemoryRunClient, ref: RunRef) -> None:
+    """Move the record's claim back beyond its TTL, as if the dead replica claimed long ago."""
+    annotations = kube.runs[ref]["metadata"]["annotations"]
+    stored = json.loads(annotations[RECORD])
+    assert stored["claim"], "the dead replica left its claim"
+    stored["claim"]["at"] = (datetime.now(UTC) - CLAIM_TTL - timedelta(seconds=1)).isoformat()
+    annotations[RECORD] = json.dumps(stored)
+
+
+class SameCluster:
+    """The same run store through another connection, as another replica holds one."""
+
+    def __init__(self, cluster: MemoryRunClient) -> None:
+        self.cluster = cluster
+
+    def get(self, ref: RunRef) -> dict[str, Any]:
+        return self.cluster.get(ref)
+
+    def patch(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return self.cluster.patch(ref, patch)
+
+    def patch_status(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return self.cluster.patch_status(ref, patch)
+
+    def record_event(self, ref: RunRef, uid: str, reason: str, message: str) -> None:
+        self.cluster.record_event(ref, uid, reason, message)
+
+
+def another_replica(kube: MemoryRunClient) -> FlaskClient:
+    """A fresh process: nothing the first replica remembered can help.
+
+    A new app loads a new function module (its own Slack client and caches, its own
+    ``_LazyProcessor``); a new run client makes every ``Processor`` of this process rebuild on its
+    next event, dropping the records it kept in memory because it could not write them.
+    """
+    use_run_client(SameCluster(kube))
+    return function_client("slack")
+
+
+def with_channel(kube: MemoryRunClient, ref: RunRef, *events: dict[str, Any], channel: str) -> None:
+    annotate(*events, channel=channel)
+    kube.runs[ref]["metadata"]["annotations"]["slack.integrations.tekton.dev/channel"] = channel
+
+
+@pytest.mark.parametrize("channel", ["#widget-ci", "C0WIDGETCI"])
+def test_a_replica_killed_between_the_post_and_the_record_leaves_one_message(
+    kube: MemoryRunClient, slack: SlackStandIn, deliver: Deliver, channel: str
+) -> None:
+    running, failed, ref = failing_run(kube)
+    with_channel(kube, ref, running, failed, channel=channel)
+    crash_after_the_post(kube, slack)
+    assert deliver(function_client("slack"), running).status_code == 503
+    kube.before_request = None
+    (posted,) = slack.messages
+    expire_claim(kube, ref)
+
+    replica = another_replica(kube)
+    answer = deliver(replica, running)
+
+    assert (answer.status_code, outcome(answer)) == (200, "reported")
+    assert chat_calls(slack) == [POST, UPDATE], "the second replica found the message and edited it"
+    assert list(slack.messages) == [posted]
+    assert message_ids(kube, ref) == {"ts": posted, "channel": "C0WIDGETCI", "details-ts": ""}
+    # An ID is used as it is; a name is resolved once per process.
+    assert len(slack.calls_to("conversations.list")) == (0 if channel.startswith("C") else 2)
+
+    advance(kube, ref, failed)
+    assert deliver(replica, failed).status_code == 200
+    assert chat_calls(slack) == [POST, UPDATE, UPDATE]
+    (message,) = slack.messages.values()
+    assert message["text"].startswith(":x:")
+
+
+def test_a_lost_answer_to_the_post_leaves_one_message(
+    kube: MemoryRunClient, slack: SlackStandIn, deliver: Deliver
+) -> None:
+    running, _, ref = failing_run(kube)
+    slack.drop_answer_next(method=POST)  # Slack posts; the function never hears back
+
+    answer = deliver(function_client("slack"), running)
+    assert answer.status_code == 503
+    assert condition(kube, ref)["reason"] == "SlackUnreachable"
+    (posted,) = slack.messages
+
+    assert deliver(another_replica(kube), running).status_code == 200
+    assert chat_calls(slack) == [POST, UPDATE]
+    assert list(slack.messages) == [posted]
+    assert message_ids(kube, ref)["ts"] == posted
+    assert condition(kube, ref)["status"] == "True"
+
+
+def test_a_lost_answer_to_the_thread_reply_leaves_one_reply(
+    kube: MemoryRunClient, slack: SlackStandIn, deliver: Deliver
+) -> None:
+    running, failed, ref = failing_run(kube)
+    annotate(running, failed, thread_failures="true")
+    kube.runs[ref]["metadata"]["annotations"]["slack.integrations.tekton.dev/thread-failures"] = "true"
+    client = function_client("slack")
+    assert deliver(client, running).status_code == 200
+    advance(kube, ref, failed)
+    slack.drop_answer_next(method=POST, when=lambda body: "thread_ts" in body)
+
+    assert deliver(client, failed).status_code == 503
+    main, reply = slack.messages.values()
+    assert message_ids(kube, ref)["ts"] == main["ts"], "the message's ids survive the failure"
+    assert deliver(another_replica(kube), failed).status_code == 200
+
+    assert chat_calls(slack) == [POST, UPDATE, POST, UPDATE, UPDATE]  # the retry edits both
+    assert list(slack.messages) == [main["ts"], reply["ts"]]
+    assert message_ids(kube, ref) == {"ts": main["ts"], "channel": "C0WIDGETCI", "details-ts": reply["ts"]}
+
+
+def test_without_the_history_scopes_a_crash_before_the_record_posts_again_as_documented(
+    kube: MemoryRunClient, slack: SlackStandIn, deliver: Deliver, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.scopes = ["chat:write"]
+    running, _, ref = failing_run(kube)
+    crash_after_the_post(kube, slack)
+    assert deliver(function_client("slack"), running).status_code == 503
+    kube.before_request = None
+    expire_claim(kube, ref)
+
+    with caplog.at_level(logging.INFO):
+        answer = deliver(another_replica(kube), running)
+
+    assert (answer.status_code, outcome(answer)) == (200, "reported"), "an unreadable history is no error"
+    assert "Slack answered missing_scope to list channels to find #widget-ci" in caplog.text
+    assert chat_calls(slack) == [POST, POST], "the limit docs/slack.md states"
+    assert message_ids(kube, ref)["ts"] == list(slack.messages)[-1]
+
+
+def test_a_message_naming_the_run_that_this_bot_did_not_post_is_never_taken_for_its_own(
+    kube: MemoryRunClient, slack: SlackStandIn, deliver: Deliver
+) -> None:
+    running, _, ref = failing_run(kube)
+    payload = {"run_uid": RUN_UID, "integration": "slack", "part": "run"}
+    metadata = {"event_type": "tekton_run", "event_payload": payload}
+    planted = slack.add_message("#widget-ci", "looks like the run's message", metadata=metadata)
+
+    assert deliver(function_client("slack"), running).status_code == 200
+
+    assert chat_calls(slack) == [POST]
+    assert slack.messages[planted]["updated"] == 0
+    assert message_ids(kube, ref)["ts"] != planted
+
+
+def other_run(kube: MemoryRunClient, channel: str) -> tuple[dict[str, Any], RunRef]:
+    """Another PipelineRun of the namespace, reported to ``channel``."""
+    event = samples.load("pipelinerun-running")
+    metadata = samples.run_object(event)[1]["metadata"]
+    metadata.update(name="someone-elses-run", uid="0d6f3c52-7a1e-4c1b-9a55-3f0c2b7e9d41")
+    annotate(event, channel=channel)
+    return event, add_run(kube, event)
+
+
+@pytest.mark.parametrize("forgery", ["copied from another run", "ids edited", "garbage"])
+@pytest.mark.parametrize("victim_channel", ["#releases", "#widget-ci"])
+def test_a_forged_record_calls_no_other_channel_and_edits_no_other_message(
+    kube: MemoryRunClient,
+    slack: SlackStandIn,
+    deliver: Deliver,
+    *,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    forgery: str,
+    victim_channel: str,
+) -> None:
+    with slack.lock:
+        slack.channels["releases"] = "C0RELEASES"
+    running, failed, ref = failing_run(kube)
+    victim, victim_ref = other_run(kube, victim_channel)
+    client = function_client("slack")
+    assert deliver(client, running).status_code == 200
+    assert deliver(client, victim).status_code == 200
+    own, theirs = message_ids(kube, ref), record(kube, victim_ref)["annotations"]
+    # From now on the namespace may use #widget-* only.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('namespaces:\n  ci: {slack: {channels: ["#widget-*"]}}\n')
+    monkeypatch.setenv("TI_POLICY_FILE", str(policy))
+
+    # The run's author rewrites the run's record to point at the other run's message.
+    annotations = kube.runs[ref]["metadata"]["annotations"]
+    forged = json.loads(annotations[RECORD])
+    if forgery == "copied from another run":
+        forged["annotations"] = dict(theirs)
+    elif forgery == "ids edited":
+        forged["annotations"].update(channel=theirs["channel"], ts=theirs["ts"])
+    else:
+        forged["annotations"] = {"channel": theirs["channel"], "ts": theirs["ts"], "sig": "\u00fc" * 64}
+    annotations[RECORD] = json.dumps(forged)
+    seen = len(slack.calls)
+    advance(kube, ref, failed)
+    assert deliver(client, failed).status_code == 200
+
+    with slack.lock:
+        after = slack.calls[seen:]
+    if victim_channel == "#releases":
+        assert all(call.body.get("channel") != "C0RELEASES" for call in after), "a call outside the policy"
+    assert slack.messages[theirs["ts"]]["updated"] == 0, "another run's message was edited"
+    assert slack.messages[own["ts"]]["text"].startswith(":x:"), "the run's own message was found and edited"
+    assert chat_calls(slack) == [POST, POST, UPDATE]
+    assert message_ids(kube, ref) == own
+    assert condition(kube, ref)["status"] == "True"
+
+
+# -- which credentials, decided once ----------------------------------------------------------------
+
+
+def test_an_unmounted_bot_token_with_a_readable_webhook_is_the_webhook_mode_throughout(
+    kube: MemoryRunClient,
+    webhook: SlackStandIn,
+    deliver: Deliver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN_FILE", str(tmp_path / "bot-token-not-mounted"))
+    running, failed, ref = failing_run(kube)
+    client = function_client("slack")
+
+    assert outcome(deliver(client, running)) == "ignored", "the webhook's default states: finished only"
+    assert not webhook.calls
+    advance(kube, ref, failed)
+    assert deliver(client, failed).status_code == 200
+
+    assert [call.method for call in webhook.calls] == [WEBHOOK]
+    assert condition(kube, ref)["status"] == "True"
+    assert "through the incoming webhook" in condition(kube, ref)["message"]
+
+
+def test_a_token_file_that_is_a_directory_is_not_configured_and_named(
+    kube: MemoryRunClient,
+    slack: SlackStandIn,
+    deliver: Deliver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    monkeypatch.setenv("SLACK_BOT_TOKEN_FILE", str(tmp_path))
+    running, _, ref = failing_run(kube)
+
+    answer = deliver(function_client("slack"), running)
+
+    assert (answer.status_code, outcome(answer)) == (200, "failed")
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "SlackNotConfigured")
+    assert f"SLACK_BOT_TOKEN_FILE names {tmp_path}, which is a directory" in cond["message"]
+    assert not slack.calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -12,14 +13,25 @@ from typing import Any
 import pytest
 
 from common import samples, targets
+from common.logs import JsonFormatter
 from common.policy import PolicyError
+from common.redaction import MASK
 from common.runclient import MemoryRunClient, RunRef
 from tests.conftest import Deliver, add_run, advance, body, function_client
 from tests.support.policies import LOOPBACK_RECEIVERS, use_policy
-from tests.support.receiver import Received, Receiver, fake_resolver, free_port, spy_connections
+from tests.support.receiver import (
+    Received,
+    Receiver,
+    deliver_while_the_run_moves_on,
+    fake_resolver,
+    free_port,
+    spy_connections,
+    to_app,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RECORD = "webhook.integrations.tekton.dev/status"
+DELIVERY = "x-tekton-integrations-delivery"
 SECRET = b"ci-namespace-secret-9f8e7d"
 DEFAULT_SECRET = b"default-secret-1a2b3c"
 
@@ -126,7 +138,7 @@ def test_the_default_secret_signs_for_namespaces_without_their_own(
     assert verify(DEFAULT_SECRET, request.body, *signature_of(request))
 
 
-def test_without_any_secret_nothing_is_sent(
+def test_without_any_key_nothing_is_sent_and_the_record_names_the_files(
     kube: MemoryRunClient, receiver: Receiver, deliver: Deliver, secrets: Path
 ) -> None:
     for path in secrets.iterdir():
@@ -135,10 +147,36 @@ def test_without_any_secret_nothing_is_sent(
     ref = add_run(kube, running)
     answer = deliver(function_client("webhook"), running)
     assert answer.status_code == 200
-    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == (
-        "False",
-        "WebhookSecretMissing",
-    )
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "WebhookNotConfigured")
+    assert f"no file {secrets / 'ci'} or {secrets / 'default'}" in cond["message"]
+    assert "WEBHOOK_SECRET_DIR" in cond["message"]
+    assert receiver.connections == 0
+
+
+def test_an_empty_namespace_key_is_not_replaced_by_the_default_one(
+    kube: MemoryRunClient, receiver: Receiver, deliver: Deliver, secrets: Path
+) -> None:
+    (secrets / "ci").write_bytes(b"\n")
+    running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
+    ref = add_run(kube, running)
+    assert deliver(function_client("webhook"), running).status_code == 200
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "WebhookNotConfigured")
+    assert f"{secrets / 'ci'} is empty" in cond["message"]
+    assert receiver.connections == 0
+
+
+def test_an_invalid_total_deadline_is_a_configuration_error_naming_the_variable(
+    kube: MemoryRunClient, receiver: Receiver, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "300")
+    running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
+    ref = add_run(kube, running)
+    assert deliver(function_client("webhook"), running).status_code == 200
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("False", "WebhookNotConfigured")
+    assert "WEBHOOK_TIMEOUT_SECONDS" in cond["message"]
     assert receiver.connections == 0
 
 
@@ -233,17 +271,17 @@ def test_on_selects_the_states_to_send(kube: MemoryRunClient, receiver: Receiver
 
 
 @pytest.mark.parametrize(
-    ("status", "headers", "answer", "condition_status", "reason"),
+    ("status", "headers", "answer", "retry_after", "condition_status", "reason"),
     [
-        (500, {}, 503, "Unknown", "TargetUnavailable"),
-        (502, {}, 503, "Unknown", "TargetUnavailable"),
-        (503, {"Retry-After": "30"}, 429, "Unknown", "TargetUnavailable"),
-        (429, {"Retry-After": "12"}, 429, "Unknown", "TargetRateLimited"),
-        (429, {}, 503, "Unknown", "TargetRateLimited"),
-        (400, {}, 200, "False", "TargetRejected"),
-        (401, {}, 200, "False", "TargetRejected"),
-        (404, {}, 200, "False", "TargetRejected"),
-        (422, {}, 200, "False", "TargetRejected"),
+        (500, {}, 503, None, "Unknown", "TargetUnavailable"),
+        (502, {}, 503, None, "Unknown", "TargetUnavailable"),
+        (503, {"Retry-After": "30"}, 429, "30", "Unknown", "TargetUnavailable"),
+        (429, {"Retry-After": "12"}, 429, "12", "Unknown", "TargetRateLimited"),
+        (429, {}, 429, "60", "Unknown", "TargetRateLimited"),  # a rate limit without a wait: a minute
+        (400, {}, 200, None, "False", "TargetRejected"),
+        (401, {}, 200, None, "False", "TargetRejected"),
+        (404, {}, 200, None, "False", "TargetRejected"),
+        (422, {}, 200, None, "False", "TargetRejected"),
     ],
 )
 def test_receiver_answers_are_classified_and_the_status_recorded(  # noqa: PLR0917
@@ -253,6 +291,7 @@ def test_receiver_answers_are_classified_and_the_status_recorded(  # noqa: PLR09
     status: int,
     headers: dict[str, str],
     answer: int,
+    retry_after: str | None,
     condition_status: str,
     reason: str,
 ) -> None:
@@ -261,12 +300,15 @@ def test_receiver_answers_are_classified_and_the_status_recorded(  # noqa: PLR09
     receiver.answer(status, headers, b"receiver says no")
     response = deliver(function_client("webhook"), running)
     assert response.status_code == answer
-    if "Retry-After" in headers:
-        assert response.headers["Retry-After"] == headers["Retry-After"]
+    assert response.headers.get("Retry-After") == retry_after
     cond = condition(kube, ref)
     assert (cond["status"], cond["reason"]) == (condition_status, reason)
-    assert f"answered {status}" in cond["message"]
-    assert "receiver says no" in cond["message"]
+    assert f"the webhook receiver at http://127.0.0.1:{receiver.port}" in cond["message"]
+    if status == 429:
+        assert "rate-limited" in cond["message"]
+    else:
+        assert str(status) in cond["message"]
+        assert "receiver says no" in cond["message"]
     assert record(kube, ref)["annotations"]["last-http-status"] == str(status)
     assert kube.events
     assert kube.events[-1][1] == "IntegrationFailed"
@@ -275,13 +317,114 @@ def test_receiver_answers_are_classified_and_the_status_recorded(  # noqa: PLR09
 def test_a_receiver_that_does_not_answer_in_time_is_retried(
     kube: MemoryRunClient, receiver: Receiver, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TI_TARGET_READ_TIMEOUT", "0.2")
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "0.3")
     running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
     ref = add_run(kube, running)
     receiver.hang()
     assert deliver(function_client("webhook"), running).status_code == 503
     assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == ("Unknown", "TargetTimeout")
-    assert record(kube, ref)["annotations"]["last-http-status"] == "none"
+    assert record(kube, ref)["annotations"].get("last-http-status", "none") == "none"
+
+
+def test_a_dripping_receiver_is_cut_off_at_the_total_deadline(
+    kube: MemoryRunClient, receiver: Receiver, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "1")
+    running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
+    ref = add_run(kube, running)
+    length = 4000
+    receiver.drip(0.02, length)  # each byte well within the per-read timeout; 80 s to the end
+
+    answer = deliver(function_client("webhook"), running)
+
+    assert answer.status_code == 503
+    assert body(answer)["reason"] == "TargetTimeout"
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("Unknown", "TargetTimeout")
+    assert record(kube, ref)["annotations"].get("last-http-status", "none") == "none", "not an answer"
+    assert receiver.cut_off.wait(timeout=30), "the function never closed the connection"
+    assert receiver.dripped < length
+
+
+def test_a_lost_answer_is_redelivered_with_the_same_delivery_id_and_body(
+    kube: MemoryRunClient, receiver: Receiver, deliver: Deliver
+) -> None:
+    running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
+    ref = add_run(kube, running)
+    client = function_client("webhook")
+    receiver.lose()  # the receiver got the request, but its answer never arrives
+
+    assert deliver(client, running).status_code == 503
+    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == (
+        "Unknown",
+        "TargetUnreachable",
+    )
+    assert deliver(client, running).status_code == 200
+    assert deliver(client, running).status_code == 200  # a later duplicate sends nothing
+
+    first, second = receiver.requests
+    assert (
+        first.headers[DELIVERY] == second.headers[DELIVERY] == record(kube, ref)["annotations"]["delivery-id"]
+    )
+    assert first.body == second.body
+    assert condition(kube, ref)["status"] == "True"
+
+
+def test_started_running_and_duplicates_delivered_together_send_one_request_per_state(
+    kube: MemoryRunClient, receiver: Receiver
+) -> None:
+    started = with_webhook(samples.load("pipelinerun-started"), receiver.url)
+    running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
+    ref = add_run(kube, started)
+    app = function_client("webhook").application
+    gate = receiver.hold()  # the first request waits at the receiver while the rest arrive
+    answered, redelivered = deliver_while_the_run_moves_on(
+        to_app(app),
+        [started, running] * 4,
+        gate,
+        lambda: advance(kube, ref, running),
+        lambda a: a.status_code,
+    )
+
+    assert all(answer.status_code in (200, 429) for _, answer in answered)
+    assert all(body(answer)["reason"] == "Busy" for _, answer in answered if answer.status_code == 429)
+    assert [body(answer)["outcome"] for _, answer in answered].count("reported") == 1
+    assert [body(answer)["outcome"] for answer in redelivered].count("reported") == 1
+
+    states = [json.loads(request.body)["state"]["reason"] for request in receiver.requests]
+    assert sorted(states) == ["Running", "Started"]
+    assert len({request.headers[DELIVERY] for request in receiver.requests}) == 2
+    assert (condition(kube, ref)["status"], record(kube, ref)["runState"]["reason"]) == ("True", "Running")
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_a_receiver_echoing_the_request_and_the_key_leaks_the_key_nowhere(
+    kube: MemoryRunClient,
+    receiver: Receiver,
+    deliver: Deliver,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    running = with_webhook(samples.load("pipelinerun-running"), receiver.url)
+    ref = add_run(kube, running)
+    receiver.answer(status, body=b"signature mismatch, expected key " + SECRET, echo=True)
+
+    with caplog.at_level(logging.DEBUG):
+        answer = deliver(function_client("webhook"), running)
+
+    texts = {
+        "answer": answer.get_data(as_text=True),
+        "record": json.dumps(kube.runs[ref]),
+        "log": "\n".join(JsonFormatter().format(line) for line in caplog.records),  # as written
+        "events": json.dumps(kube.events, default=str),
+    }
+    for where, text in texts.items():
+        assert SECRET.decode() not in text, where
+        assert f"expected key {MASK}" in text, where  # the key is masked where it was echoed...
+    (request,) = receiver.requests
+    message = condition(kube, ref)["message"]
+    assert request.headers[DELIVERY] in message  # ...and the rest of the echo kept: it is no secret
+    assert "POST /hook HTTP/1.1" in message
 
 
 def test_an_unreachable_receiver_is_retried(
@@ -402,7 +545,7 @@ def test_a_policy_broken_after_startup_stops_every_delivery_until_fixed(
     answer = deliver(client, running)
     assert answer.status_code == 503
     assert body(answer)["reason"] == "PolicyInvalid"
-    assert "namespaces.ci.webhook.allowHtp: unknown key" in body(answer)["detail"]
+    assert "allowHtp: unknown key" in body(answer)["detail"]  # names the mistake
     assert receiver.connections == 0
     assert RECORD not in kube.runs[ref]["metadata"]["annotations"]
 

@@ -1,0 +1,159 @@
+"""What an integration declares: the only place that names it and says what it needs.
+
+Owns the declaration types; no I/O. A function file writes one ``Integration`` (its configuration
+model, settings model, policy rule, default states, fault hints, idempotency, and the ``report``
+that makes the external call) and exports ``handle = serve(integration)``. Everything else is
+derived from the declarations the registry finds: the policy file's sections, dead letters, the
+CLI, test parametrisation and the manifest checks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
+
+from common.config import ConfigT
+from common.errors import IntegrationError
+from common.events import Run, RunEvent, RunPhase
+from common.faults import Faults
+from common.policy import Destinations, TargetsNothing
+from common.settings import NoSettings, RuntimeSettings, ServiceSettings
+from common.status import IntegrationStatus, RunState
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+EVERY_STATE = frozenset(RunPhase)
+_KEYS = uuid.UUID("5b0c7b7e-3f2a-4c39-9f61-2d8e1a4b6c90")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What an integration did: the record's message, reason and ids to keep (e.g. ``check-run-id``)."""
+
+    message: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    reason: str = "Reported"
+
+
+@dataclass(frozen=True)
+class Context(Generic[ConfigT, SettingsT]):
+    """Everything the integration's callables need: the live run, its configuration, the service
+    settings, and the previous record (untrusted: re-check any id read from it before use)."""
+
+    integration: str
+    run: Run
+    config: ConfigT
+    settings: SettingsT
+    record: IntegrationStatus | None
+    runtime: RuntimeSettings
+    load_children: Callable[[Run], list[Run]] = field(default=lambda _: [], repr=False)
+    event: RunEvent | None = None
+    """The event being handled; its run may be older than ``run``, which is live."""
+
+    def child_runs(self) -> list[Run]:
+        """The run's child TaskRuns as they are now (one API read each; use when needed)."""
+        return self.load_children(self.run)
+
+    def recorded(self, key: str) -> str | None:
+        """An id kept in the previous record's annotations, e.g. ``check-run-id``. Untrusted."""
+        return self.record.annotations.get(key) if self.record else None
+
+    @property
+    def run_url(self) -> str | None:
+        """The run on the Tekton Dashboard, when ``TEKTON_DASHBOARD_URL`` is set."""
+        return self.runtime.run_url(self.run)
+
+    def key(self, *parts: str, per_state: bool = True) -> str:
+        """A UUID that is the same for every delivery of this run state by this integration (and
+        ``parts``, e.g. a destination): the deterministic key a service keeps (DESIGN.md §3).
+
+        ``per_state=False`` leaves the run state out, for an integration that keys on something
+        coarser it passes in ``parts`` (e-mail keys on the phase: started and running are one).
+        """
+        state = RunState.of(self.run)
+        head = (state.status, state.reason) if per_state else ()
+        joined = "/".join((self.integration, self.run.uid, *head, *parts))
+        return str(uuid.uuid5(_KEYS, joined))
+
+
+def always(_: Context[Any, Any]) -> bool:
+    """For ``Idempotency(claim=always)``: every reported state creates something."""
+    return True
+
+
+def never(_: Context[Any, Any]) -> bool:
+    return False
+
+
+def _nowhere(_: Context[Any, Any]) -> Iterable[str]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """How one side effect per (run UID, integration, destination, state) is kept (DESIGN.md §3).
+
+    ``claim``: whether this call creates something that must not be created twice, so the runtime
+    claims the state with a conditional write first (a fast path). ``key``: what the service keeps
+    that makes a repeat recognisable or harmless, for the docs and ``explain`` (the guarantee).
+    """
+
+    key: str
+    claim: Callable[[Context[Any, Any]], bool] = never
+
+
+@dataclass(frozen=True)
+class Integration(Generic[ConfigT, SettingsT]):
+    """One integration's declaration.
+
+    ``declared_in`` is the declaring file (``__file__``): its folder names the integration
+    (``functions/github/main.py`` is ``github``) unless ``name`` says otherwise, or an entry point
+    names it. ``report`` performs the external call for ``ctx.run``'s state and returns a
+    ``Report``, or raises ``PermanentError``/``TemporaryError``. ``policy`` says what its
+    destinations are; ``destinations`` lists them for a run, each checked against the namespace's
+    policy before anything is sent (an integration that targets nothing says so with
+    ``TargetsNothing``). ``states`` are the run states reported when the run's ``on`` annotation
+    does not say (a set, or a function of the settings); ``wants`` narrows further.
+    """
+
+    declared_in: str
+    config: type[ConfigT]
+    report: Callable[[Context[ConfigT, SettingsT]], Report]
+    policy: Destinations | TargetsNothing
+    idempotency: Idempotency
+    settings: type[SettingsT] = NoSettings  # type: ignore[assignment]  # the default's own type
+    faults: Faults = field(default_factory=lambda: Faults("Integration"))
+    destinations: Callable[[Context[ConfigT, SettingsT]], Iterable[str]] = _nowhere
+    states: frozenset[RunPhase] | Callable[[SettingsT], frozenset[RunPhase]] = EVERY_STATE
+    wants: Callable[[Context[ConfigT, SettingsT]], bool] = always
+    reports_child_taskruns: bool = False
+    min_scale: int = 0
+    """Replicas its Knative Service keeps warm: 1 where a cold start would delay what users watch."""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", Path(self.declared_in).resolve().parent.name)
+
+    def default_states(self, settings: SettingsT) -> frozenset[RunPhase]:
+        return self.states if isinstance(self.states, frozenset) else self.states(settings)
+
+    def reports(self, ctx: Context[ConfigT, SettingsT]) -> bool:
+        """Whether the run's current state is reported: its ``on`` annotation (where the
+        configuration has one), else the declared default states; then ``wants``."""
+        on = getattr(ctx.config, "on", None)
+        requested = on if isinstance(on, frozenset) else self.default_states(ctx.settings)
+        return ctx.run.phase in requested and self.wants(ctx)
+
+    def offline_settings(self) -> SettingsT:
+        """The settings as this process sees them, or the defaults when it holds no credentials
+        (the CLI explains runs without the functions' Secrets)."""
+        try:
+            return self.settings.load()
+        except IntegrationError:
+            return cast(SettingsT, self.settings.model_construct())
+
+    def needs_claim(self, ctx: Context[ConfigT, SettingsT]) -> bool:
+        return self.idempotency.claim(ctx)

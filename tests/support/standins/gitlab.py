@@ -1,0 +1,382 @@
+"""A loopback stand-in for the slice of GitLab's REST API v4 that the gitlab function uses.
+
+Owns: a stdlib HTTP server on 127.0.0.1 that keeps projects and commit statuses in memory,
+records every request (never the token itself) and answers scripted faults.
+
+Follows GitLab's documented commit-status API and its server behaviour:
+
+- ``POST /api/v4/projects/:id/statuses/:sha`` with ``state`` (pending, running, success,
+  failed, canceled), ``name`` (or ``context``, default ``default``), ``ref``, ``target_url``,
+  ``description``; parameters in a JSON or form body, or in the query string. ``:id`` is a
+  numeric id or a URL-encoded path (``group%2Fsub%2Fproject``). Answers 201 with the status.
+- The status that a post changes is the pending or running one with the same name and ref; a
+  finished one is left alone and a new status is created. States move like GitLab's
+  ``CommitStatus`` state machine; an impossible move (posting ``running`` twice, ``pending``
+  after ``running``) is answered 400 ``Cannot transition status via :run from :running``.
+- ``target_url``, ``description`` and ``name`` longer than 255 characters are refused with 400.
+- ``GET /api/v4/projects/:id`` and ``GET /api/v4/projects/:id/repository/commits/:sha/statuses``.
+- A missing ``PRIVATE-TOKEN`` (or ``Authorization: Bearer``) gets 401, a wrong one too when the
+  stand-in was given a token; an unknown project gets 404 ``404 Project Not Found``.
+
+Scripted answers: :meth:`GitLabStandIn.fail_next` (any status, headers, body) and
+:meth:`GitLabStandIn.echo_credentials_next` (a proxy's error page that repeats the request's
+``PRIVATE-TOKEN`` and ``Authorization`` headers, for credential-leak tests).
+
+Does not: persist anything, check permissions beyond the token, or know about pipelines.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, Literal, Self, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["GitLabStandIn", "RecordedCall"]
+
+JsonObject = dict[str, Any]
+Credential = Literal["valid", "invalid"] | None
+
+STATES: Final = ("pending", "running", "success", "failed", "canceled")
+MAX_FIELD: Final = 255
+_SHA: Final = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# event -> (states it may leave, state it enters), after GitLab's CommitStatus state machine
+_EVENTS: Final[dict[str, tuple[frozenset[str], str]]] = {
+    "enqueue": (frozenset({"created", "skipped"}), "pending"),
+    "run": (frozenset({"pending"}), "running"),
+    "success": (frozenset({"created", "pending", "running"}), "success"),
+    "drop": (frozenset({"created", "pending", "running"}), "failed"),
+    "cancel": (frozenset({"created", "pending", "running"}), "canceled"),
+}
+_EVENTS_FOR_STATE: Final = {
+    "pending": ("enqueue",),
+    "running": ("enqueue?", "run"),  # "?": GitLab's non-raising ``status.enqueue``
+    "success": ("success",),
+    "failed": ("drop",),
+    "canceled": ("cancel",),
+}
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request as the stand-in saw it; the token is reduced to whether it was right."""
+
+    method: str
+    path: str
+    """The path as sent (still URL-encoded), without the query string."""
+    params: dict[str, Any]
+    """Query and body parameters merged, body last."""
+    credential: Credential
+    """``"valid"``, ``"invalid"`` or None when no token was sent."""
+    status: int
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    headers: dict[str, str]
+    body: Any
+    method: str | None
+    path: str | None
+    echo: bool = False
+    as_json: bool = False
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class GitLabStandIn:
+    """A recording fake of GitLab's commit-status API on ``127.0.0.1``; use with ``with``.
+
+    ``projects`` maps project paths to ids (``{"acme/widget": 17}``); the API base URL for
+    python-gitlab is :attr:`url`. Inspect :attr:`statuses` and :attr:`calls` under :attr:`lock`,
+    or through :meth:`calls_to` and :meth:`states`, which copy under the lock.
+    """
+
+    def __init__(self, projects: dict[str, int] | None = None, *, token: str | None = None) -> None:
+        self.projects = dict(projects or {"acme/widget-service": 17})
+        self.token = token
+        self.lock = threading.RLock()
+        self.calls: list[RecordedCall] = []
+        self.statuses: list[JsonObject] = []
+        """Every commit status in creation order, as the API presents it, plus ``project_id``."""
+        self._faults: list[_Fault] = []
+        self._ids = itertools.count(1001)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.standin = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="gitlab-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the instance base URL, as ``GITLAB_URL`` takes it."""
+        if self._server is None:
+            raise RuntimeError("GitLabStandIn is not running")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        count: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests matching ``method`` and the ``fnmatch`` ``path``
+        (over the encoded path, e.g. ``"/api/v4/projects/*/statuses/*"``) with ``status``."""
+        answer = body if body is not None else {"message": f"{status} stand-in fault"}
+        with self.lock:
+            self._faults.append(_Fault(status, count, dict(headers or {}), answer, method, path))
+
+    def echo_credentials_next(
+        self,
+        status: int = 502,
+        *,
+        count: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+        as_json: bool = False,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` and a body repeating the
+        request's ``PRIVATE-TOKEN``, ``JOB-TOKEN`` and ``Authorization`` headers verbatim, as a
+        misbehaving proxy does. Plain text by default; ``as_json`` gives ``{"message": ...}``.
+        ``method`` and ``path`` match as in :meth:`fail_next`; both kinds queue together."""
+        with self.lock:
+            self._faults.append(_Fault(status, count, {}, None, method, path, echo=True, as_json=as_json))
+
+    def calls_to(self, method: str | None = None, path: str | None = None) -> list[RecordedCall]:
+        with self.lock:
+            return [
+                call
+                for call in self.calls
+                if (method is None or call.method == method)
+                and (path is None or fnmatch.fnmatchcase(call.path, path))
+            ]
+
+    def states(self, name: str | None = None) -> list[str]:
+        """The state each post left its status in, in order (one entry per accepted post)."""
+        with self.lock:
+            return [
+                call.params["state"]
+                for call in self.calls
+                if call.method == "POST"
+                and call.status == 201
+                and (name is None or call.params.get("name", call.params.get("context")) == name)
+            ]
+
+    # -- handling, under the lock ---------------------------------------------------------------
+
+    def _answer(
+        self, method: str, path: str, params: dict[str, Any], credential: Credential, echo: str
+    ) -> _Answer:
+        fault = self._take_fault(method, path)
+        if fault is not None and fault.echo:
+            text = f"{echo} -- {fault.status} upstream error"
+            return _Answer(fault.status, {"message": text} if fault.as_json else text + "\n")
+        if fault is not None:
+            return _Answer(fault.status, fault.body, fault.headers)
+        if credential != "valid":
+            return _Answer(401, {"message": "401 Unauthorized"})
+        parts = [unquote(part) for part in path.split("/")]
+        match parts:
+            case ["", "api", "v4", "projects", project]:
+                return self._project_answer(method, project)
+            case ["", "api", "v4", "projects", project, "statuses", sha] if method == "POST":
+                return self._post_status(project, sha, params)
+            case ["", "api", "v4", "projects", project, "repository", "commits", sha, "statuses"]:
+                return self._list_statuses(method, project, sha, params)
+        return _Answer(404, {"error": "404 Not Found"})
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if (fault.method in (None, method)) and (
+                fault.path is None or fnmatch.fnmatchcase(path, fault.path)
+            ):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _project(self, key: str) -> tuple[int, str] | None:
+        for path, number in self.projects.items():
+            if key in (path, str(number)):
+                return number, path
+        return None
+
+    def _project_answer(self, method: str, key: str) -> _Answer:
+        project = self._project(key)
+        if method != "GET" or project is None:
+            return _Answer(404, {"message": "404 Project Not Found"})
+        number, path = project
+        return _Answer(200, {"id": number, "path_with_namespace": path, "name": path.rsplit("/", 1)[-1]})
+
+    def _post_status(self, key: str, sha: str, params: dict[str, Any]) -> _Answer:
+        project = self._project(key)
+        if project is None:
+            return _Answer(404, {"message": "404 Project Not Found"})
+        if not _SHA.match(sha):
+            return _Answer(404, {"message": "404 Commit Not Found"})
+        state = params.get("state")
+        if state not in STATES:
+            return _Answer(400, {"error": "state does not have a valid value"})
+        too_long = {
+            key: ["is too long (maximum is 255 characters)"]
+            for key in ("name", "context", "target_url", "description")
+            if len(str(params.get(key) or "")) > MAX_FIELD
+        }
+        if too_long:
+            return _Answer(400, {"message": too_long})
+        name = str(params.get("name") or params.get("context") or "default")
+        ref = str(params.get("ref") or "main")
+        status = next(
+            (
+                s
+                for s in reversed(self.statuses)
+                if (s["project_id"], s["sha"], s["name"], s["ref"]) == (project[0], sha, name, ref)
+                and s["status"] in ("pending", "running")
+            ),
+            None,
+        )
+        fresh = status is None
+        current = "created" if status is None else str(status["status"])
+        for event in _EVENTS_FOR_STATE[state]:
+            sources, target = _EVENTS[event.rstrip("?")]
+            if current in sources:
+                current = target
+            elif not event.endswith("?"):
+                message = (
+                    f"Cannot transition status via :{event} from :{current} "
+                    f'(Reason(s): Status cannot transition via "{event}")'
+                )
+                return _Answer(400, {"message": message})
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if status is None:
+            status = {
+                "id": next(self._ids),
+                "project_id": project[0],
+                "sha": sha,
+                "ref": ref,
+                "name": name,
+                "created_at": now,
+                "started_at": None,
+                "finished_at": None,
+                "allow_failure": False,
+                "coverage": None,
+                "author": {"id": 1, "username": "tekton-bot", "name": "Tekton", "state": "active"},
+            }
+        status.update(
+            {key: params[key] for key in ("target_url", "description") if params.get(key) is not None}
+        )
+        status.setdefault("target_url", None)
+        status.setdefault("description", None)
+        status["status"] = current
+        if current == "running" and status["started_at"] is None:
+            status["started_at"] = now
+        if current in ("success", "failed", "canceled"):
+            status["finished_at"] = now
+        if fresh:
+            self.statuses.append(status)
+        return _Answer(201, _public(status))
+
+    def _list_statuses(self, method: str, key: str, sha: str, params: dict[str, Any]) -> _Answer:
+        project = self._project(key)
+        if method != "GET" or project is None:
+            return _Answer(404, {"message": "404 Project Not Found"})
+        chosen = [s for s in self.statuses if (s["project_id"], s["sha"]) == (project[0], sha)]
+        if str(params.get("all", "")).lower() not in ("true", "1"):
+            latest = {s["name"]: s for s in chosen}
+            chosen = list(latest.values())
+        return _Answer(200, [_public(s) for s in chosen])
+
+
+def _public(status: JsonObject) -> JsonObject:
+    return {key: value for key, value in status.items() if key != "project_id"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: GitLabStandIn
+
+
+class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the recorded calls are the log."""
+
+    def _handle(self) -> None:
+        standin = cast(_Server, self.server).standin
+        target = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        params: dict[str, Any] = {key: values[-1] for key, values in parse_qs(target.query).items()}
+        if raw:
+            if "json" in (self.headers.get("Content-Type") or ""):
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                params.update(body if isinstance(body, dict) else {})
+            else:
+                params.update({k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()})
+        bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        secret = self.headers.get("PRIVATE-TOKEN") or bearer or None
+        credential: Credential = None
+        if secret is not None:
+            credential = "valid" if standin.token in (None, secret) else "invalid"
+        echo = "; ".join(
+            f"{name}: {value}"
+            for name in ("PRIVATE-TOKEN", "JOB-TOKEN", "Authorization")
+            for value in self.headers.get_all(name) or ()
+        )
+        with standin.lock:
+            answer = standin._answer(self.command, target.path, params, credential, echo)
+            standin.calls.append(RecordedCall(self.command, target.path, params, credential, answer.status))
+        text = isinstance(answer.body, str)
+        payload = (answer.body if isinstance(answer.body, str) else json.dumps(answer.body)).encode()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8" if text else "application/json")
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
