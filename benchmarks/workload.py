@@ -1,12 +1,15 @@
 """The benchmark's runs and events: many distinct runs derived from the samples in ``common/samples``.
 
-Run ``i`` of a sample keeps the sample's content and gets its own name (``<name>-b<i>``) and UID
-(a UUID5 of the name), so the served harness (``benchmarks/served_github.py``) and the load
-generator derive the same runs without talking to each other.
+Run ``i`` of a sample keeps the sample's content and gets its own name (``<name>-b<i>``), UID
+(a UUID5 of the name) and commit (a SHA-1 of the name: each run reports on a commit of its own, so
+GitHub's check runs for one commit stay few, as they are), so the served harness
+(``benchmarks/served_github.py``) and the load generator derive the same runs without talking to
+each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ SUCCESSFUL = "pipelinerun-successful"
 IGNORED = "pipelinerun-successful-no-integrations"
 """A run without any integration annotations: every function ignores it without an API call."""
 
+SHA_ANNOTATION = "github.integrations.tekton.dev/sha"
 Request = tuple[dict[str, str], bytes]
 """Binary-mode CloudEvent headers and body, as Tekton sends them."""
 
@@ -34,6 +38,9 @@ def run_event(sample: str, index: int, *, namespace: str | None = None) -> dict[
     metadata["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"tekton-integrations-benchmark/{name}"))
     if namespace is not None:
         metadata["namespace"] = namespace
+    annotations = metadata.get("annotations") or {}
+    if SHA_ANNOTATION in annotations:
+        annotations[SHA_ANNOTATION] = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
     event["headers"]["ce-id"] = str(uuid.uuid4())
     event["headers"]["ce-subject"] = name
     event["headers"]["ce-source"] = f"/apis///namespaces/{metadata['namespace']}//{name}"

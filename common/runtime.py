@@ -206,11 +206,12 @@ class Processor(Generic[ConfigT, SettingsT]):
 
     def _children(self, run: Run) -> list[Run]:
         children = []
-        for _, name in child_references(run)[:MAX_CHILDREN]:
-            try:
-                children.append(self.store.load(RunRef("TaskRun", run.namespace, name)))
-            except (RunNotFoundError, IntegrationError, MalformedEventError):
-                continue  # a vanished or unreadable child only makes the summary shorter
+        with deadline.suspended():  # the Kubernetes client's pool is shared: it keeps its own timeouts
+            for _, name in child_references(run)[:MAX_CHILDREN]:
+                try:
+                    children.append(self.store.load(RunRef("TaskRun", run.namespace, name)))
+                except (RunNotFoundError, IntegrationError, MalformedEventError):
+                    continue  # a vanished or unreadable child only makes the summary shorter
         return children
 
     def _skip_reason(self, record: IntegrationStatus | None, state: RunState) -> Outcome | None:

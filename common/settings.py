@@ -169,18 +169,28 @@ Built = TypeVar("Built")
 
 class PerSettings(Generic[SettingsT, Built]):
     """One object built from the current settings (a client with its caches: tokens, ids), kept
-    while the settings stay the same and built again when a variable or a mounted secret changes."""
+    while the settings stay the same and built again when a variable or a mounted secret changes.
 
-    def __init__(self, build: Callable[[SettingsT], Built]) -> None:
+    ``per_thread``: one per thread, for a client with a connection pool: a connection is only ever
+    used by the thread that made it (``common.deadline`` cuts a thread's connections off).
+    """
+
+    def __init__(self, build: Callable[[SettingsT], Built], *, per_thread: bool = False) -> None:
         self._build = build
         self._lock = threading.Lock()
-        self._built: tuple[SettingsT, Built] | None = None
+        self._shared: tuple[SettingsT, Built] | None = None
+        self._local = threading.local() if per_thread else None
 
     def __call__(self, settings: SettingsT) -> Built:
+        if self._local is not None:
+            built: tuple[SettingsT, Built] | None = getattr(self._local, "built", None)
+            if built is None or built[0] != settings:
+                built = self._local.built = (settings, self._build(settings))
+            return built[1]
         with self._lock:
-            if self._built is None or self._built[0] != settings:
-                self._built = (settings, self._build(settings))
-            return self._built[1]
+            if self._shared is None or self._shared[0] != settings:
+                self._shared = (settings, self._build(settings))
+            return self._shared[1]
 
 
 _lock = threading.Lock()

@@ -66,7 +66,11 @@ def bounded_retry() -> Retry:
 
 
 class GitHubClients:
-    """Hands out a ``Github`` client for a repository, caching App installations and tokens."""
+    """Hands out a ``Github`` client for a repository, caching App installations and tokens.
+
+    The ``Github`` clients are kept per thread and token: a connection pool is only ever used by
+    the thread that made it (``common.deadline`` cuts a thread's connections off at its deadline).
+    """
 
     def __init__(self, settings: GitHubSettings, clock: type[datetime] = datetime) -> None:
         self.settings = settings
@@ -74,17 +78,10 @@ class GitHubClients:
         self._lock = threading.Lock()
         self._installations: dict[tuple[str, str], int] = {}
         self._tokens: dict[int, tuple[str, datetime]] = {}
-        self._clients: dict[str, Github] = {}
-        self._app: GithubIntegration | None = None
+        self._local = threading.local()
+        self._app_auth: Auth.AppAuth | None = None
         if settings.app_id and settings.app_private_key:
-            self._app = GithubIntegration(
-                auth=Auth.AppAuth(settings.app_id, settings.app_private_key.get_secret_value()),
-                base_url=settings.base_url,
-                timeout=settings.request_timeout,
-                retry=bounded_retry(),
-                seconds_between_requests=None,
-                seconds_between_writes=None,
-            )
+            self._app_auth = Auth.AppAuth(settings.app_id, settings.app_private_key.get_secret_value())
         elif not settings.token:
             raise settings.not_configured(
                 "the GitHub function has no credentials: set GITHUB_TOKEN(_FILE), or "
@@ -94,35 +91,52 @@ class GitHubClients:
             )
 
     def for_repo(self, owner: str, repo: str) -> Github:
-        if self._app is not None:
+        if self._app_auth is not None:
             token = self._installation_token(owner, repo)
         else:
             assert self.settings.token is not None
             token = self.settings.token.get_secret_value()
-        with self._lock:
-            if token not in self._clients:
-                self._clients[token] = Github(
-                    auth=Auth.Token(token),
-                    base_url=self.settings.base_url,
-                    timeout=self.settings.request_timeout,
-                    retry=bounded_retry(),
-                    seconds_between_requests=None,
-                    seconds_between_writes=None,
-                    lazy=True,
-                )
-            return self._clients[token]
+        clients: dict[str, Github] = self._local.__dict__.setdefault("clients", {})
+        if token not in clients:
+            clients.clear()  # a new installation token replaces the expired one's client
+            clients[token] = Github(
+                auth=Auth.Token(token),
+                base_url=self.settings.base_url,
+                timeout=self.settings.request_timeout,
+                retry=bounded_retry(),
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+                per_page=100,  # a commit's check runs are looked through in as few pages as GitHub allows
+                lazy=True,
+            )
+        return clients[token]
 
     def forget_installation(self, owner: str, repo: str) -> None:
         """Drop a cached installation (the App was uninstalled or moved)."""
         with self._lock:
             self._installations.pop((owner, repo), None)
 
+    def _app(self) -> GithubIntegration:
+        """The App's client for this thread."""
+        app: GithubIntegration | None = getattr(self._local, "app", None)
+        if app is None:
+            assert self._app_auth is not None
+            app = self._local.app = GithubIntegration(
+                auth=self._app_auth,
+                base_url=self.settings.base_url,
+                timeout=self.settings.request_timeout,
+                retry=bounded_retry(),
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+            )
+        return app
+
     def _installation_token(self, owner: str, repo: str) -> str:
-        assert self._app is not None
+        app = self._app()
         with self._lock:
             installation = self._installations.get((owner, repo))
         if installation is None:
-            installation = self._app.get_repo_installation(owner, repo).id
+            installation = app.get_repo_installation(owner, repo).id
             with self._lock:
                 self._installations[(owner, repo)] = installation
         now = self._clock.now(UTC)
@@ -130,12 +144,8 @@ class GitHubClients:
             cached = self._tokens.get(installation)
         if cached is not None and cached[1] - TOKEN_REFRESH_MARGIN > now:
             return cached[0]
-        grant = self._app.get_access_token(installation)
+        grant = app.get_access_token(installation)
         remember(grant.token)
-        expires = grant.expires_at
         with self._lock:
-            stale = self._tokens.get(installation)
-            self._tokens[installation] = (grant.token, expires)
-            if stale is not None:
-                self._clients.pop(stale[0], None)
+            self._tokens[installation] = (grant.token, grant.expires_at)
         return grant.token

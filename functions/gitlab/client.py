@@ -10,7 +10,6 @@ a redirect carrying the ``PRIVATE-TOKEN`` header along.
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ import requests
 from pydantic import AfterValidator, Field, SecretStr
 
 from common import ServiceSettings
+from common.settings import PerSettings
 from functions.gitlab.errors import GitLabAnswerError
 
 DEFAULT_URL = "https://gitlab.com"
@@ -51,30 +51,23 @@ class GitLabSettings(ServiceSettings):
     """``GITLAB_TOKEN`` or ``GITLAB_TOKEN_FILE``: an access token with the ``api`` scope."""
 
 
-_client: tuple[GitLabSettings, gitlab.Gitlab] | None = None
-_lock = threading.Lock()
-
-
-def client(settings: GitLabSettings) -> gitlab.Gitlab:
-    """A ``Gitlab`` client for ``settings``, rebuilt when the settings (a rotated token) change."""
-    global _client  # noqa: PLW0603 -- one instance, one live token: one client per process
+def _client(settings: GitLabSettings) -> gitlab.Gitlab:
     settings.require("token")
     assert settings.token is not None
-    with _lock:
-        if _client is None or _client[0] != settings:
-            session = requests.Session()
-            session.hooks["response"].append(_raise_unless_success)
-            _client = (
-                settings,
-                gitlab.Gitlab(
-                    settings.url,
-                    private_token=settings.token.get_secret_value(),
-                    timeout=settings.timeout_seconds,
-                    retry_transient_errors=False,
-                    session=session,
-                ),
-            )
-        return _client[1]
+    session = requests.Session()
+    session.hooks["response"].append(_raise_unless_success)
+    return gitlab.Gitlab(
+        settings.url,
+        private_token=settings.token.get_secret_value(),
+        timeout=settings.timeout_seconds,
+        retry_transient_errors=False,
+        session=session,
+    )
+
+
+client = PerSettings(_client, per_thread=True)
+"""A ``Gitlab`` client per thread (its connection pool is the thread's: ``common.deadline``),
+rebuilt when the settings, e.g. a rotated token, change."""
 
 
 def post_status(settings: GitLabSettings, project: str, sha: str, fields: dict[str, str]) -> None:

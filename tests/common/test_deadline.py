@@ -139,18 +139,48 @@ def test_a_call_that_finishes_in_time_is_untouched(server: DrippingServer) -> No
         quick.close()
 
 
-def test_connections_do_not_outlive_their_scope(server: DrippingServer) -> None:
-    """A pooled keep-alive connection opened under a deadline is not reused outside one."""
+def test_a_kept_alive_connection_is_cut_in_a_later_scope(server: DrippingServer) -> None:
+    """A pooled connection made under one deadline and reused under the next is cut at the next."""
     with deadline.within(30):
         connection = socket.create_connection(("127.0.0.1", server.port))
     with closing(connection):
-        assert connection.recv(1) in (b"", b"H")  # at most what was dripped before the shutdown
-        connection.settimeout(2)
-        rest = b""
-        with suppress(OSError):
-            while chunk := connection.recv(100):
-                rest += chunk
-        assert len(rest) < len(DRIP) - 1, "the connection was shut down when its scope ended"
+        assert connection.recv(1) == b"H", "the connection outlives its scope: it can be reused"
+        with deadline.within(0.2) as later:
+            connection.settimeout(5)
+            with suppress(OSError):
+                while connection.recv(100):
+                    pass
+        assert later.expired
+    assert server.cut_off.wait(5)
+    assert server.finished == [False]
+
+
+def test_a_connection_begun_after_the_deadline_is_refused(server: DrippingServer) -> None:
+    with deadline.within(0.05) as scope:
+        dripping = socket.create_connection(("127.0.0.1", server.port))
+        with closing(dripping):
+            with suppress(OSError):
+                while dripping.recv(100):
+                    pass
+            assert scope.expired
+            with pytest.raises(TimeoutError, match="total deadline"):
+                socket.create_connection(("127.0.0.1", server.port))
+
+
+def test_connections_made_while_suspended_are_never_cut(server: DrippingServer) -> None:
+    """The Kubernetes client's pool is shared between threads: its connections are nobody's."""
+    with deadline.within(0.2) as scope:
+        with deadline.suspended():
+            shared = socket.create_connection(("127.0.0.1", server.port))
+        with closing(socket.create_connection(("127.0.0.1", server.port))) as mine:
+            mine.settimeout(5)
+            with suppress(OSError):
+                while mine.recv(100):
+                    pass
+    assert scope.expired
+    with closing(shared):
+        shared.settimeout(5)
+        assert shared.recv(1), "still open"
 
 
 def test_other_threads_are_not_affected(server: DrippingServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
@@ -13,6 +14,7 @@ from common import samples
 from common.runclient import MemoryRunClient, RunRef
 from common.standins.github import GitHubStandIn
 from tests.conftest import Deliver, add_run, advance, body, function_client
+from tests.support.receiver import post_together, to_app
 
 RECORD = "github.integrations.tekton.dev/status"
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
@@ -38,7 +40,7 @@ def test_running_then_successful_creates_one_check_run_then_completes_it(
     assert deliver(client, running).status_code == 200
     lookup, create = github.calls_to(path="/repos/*/check-runs*")
     assert (lookup.method, lookup.path) == ("GET", f"/repos/acme/widget-service/commits/{SHA}/check-runs")
-    assert lookup.query == {"check_name": ["tekton/build-and-test"], "filter": ["all"]}
+    assert lookup.query == {"check_name": ["tekton/build-and-test"], "filter": ["all"], "per_page": ["100"]}
     assert (create.method, create.path) == ("POST", "/repos/acme/widget-service/check-runs")
     (check_run,) = github.check_runs.values()
     assert check_run["external_id"] == kube.runs[ref]["metadata"]["uid"]
@@ -365,3 +367,20 @@ def test_an_upper_case_sha_is_accepted_and_sent_lower_case(
     (check_run,) = github.check_runs.values()
     assert check_run["head_sha"] == SHA
     assert github.calls_to("GET", f"/repos/acme/widget-service/commits/{SHA}/check-runs")
+
+
+def test_concurrent_events_of_many_runs_all_report(kube: MemoryRunClient, github: GitHubStandIn) -> None:
+    """Deliveries served at the same time by one instance each keep their own connections to
+    GitHub: one ending (or hitting its deadline) never cuts another's request."""
+    events = []
+    for number in range(24):
+        event = copy.deepcopy(samples.load("pipelinerun-running"))
+        _, run = samples.run_object(event)
+        run["metadata"]["name"] = f"build-{number}"
+        run["metadata"]["uid"] = f"0000-{number:04d}"
+        add_run(kube, event)
+        events.append(event)
+    app = function_client("github").application
+    answers = [answer for _, answer in post_together(to_app(app), events)]
+    assert [(a.status_code, body(a)["outcome"]) for a in answers] == [(200, "reported")] * len(events)
+    assert len(github.check_runs) == len(events)
