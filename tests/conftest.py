@@ -13,57 +13,33 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from common import samples
+from common import registry, samples
 from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunRef
+from common.settings import RuntimeSettings, ServiceSettings
 from tests.support.secrets_guard import note_output
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET_ENV = (
-    "GITHUB_TOKEN",
-    "GITHUB_TOKEN_FILE",
-    "GITHUB_APP_ID",
-    "GITHUB_APP_PRIVATE_KEY_FILE",
-    "SLACK_BOT_TOKEN",
-    "SLACK_BOT_TOKEN_FILE",
-    "SLACK_WEBHOOK_URL",
-    "SLACK_WEBHOOK_URL_FILE",
-    "GITLAB_TOKEN",
-    "GITLAB_TOKEN_FILE",
-    "SMTP_PASSWORD",
-    "SMTP_PASSWORD_FILE",
-)
-SERVICE_ENV = (
-    "GITHUB_API_URL",
-    "SLACK_API_URL",
-    "GITLAB_URL",
-    "TEKTON_DASHBOARD_URL",
-    "KUBECONFIG",
-    "TI_POLICY_FILE",
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "SMTP_SECURITY",
-    "SMTP_USERNAME",
-    "SMTP_FROM",
-    "SMTP_CA",
-    "SMTP_CA_FILE",
-    "SMTP_TIMEOUT_SECONDS",
-    "GITLAB_TIMEOUT_SECONDS",
-    "GITHUB_TIMEOUT_SECONDS",
-    "SLACK_TIMEOUT_SECONDS",
-    "WEBHOOK_TIMEOUT_SECONDS",
-    "CLOUDEVENT_TIMEOUT_SECONDS",
-    "TI_INTEGRATION",
-    "CLOUDEVENT_DEFAULT_SINK",
-    "WEBHOOK_SECRET_DIR",
-)
+RUNTIME_ENV = ("KUBECONFIG", "TI_POLICY_FILE", "TEKTON_API_VERSION", registry.TARGET_ENV)
+
+
+def settings_variables() -> list[str]:
+    """Every variable a function reads its settings from (and its ``_FILE`` twin), from the
+    runtime's and every installed integration's settings model."""
+    models: list[type[ServiceSettings]] = [RuntimeSettings]
+    models += [integration.settings for integration in registry.declarations()]
+    names = {*RUNTIME_ENV}
+    for model in models:
+        for field in model.model_fields:
+            names |= {model.variable(field), f"{model.variable(field)}_FILE"}
+    return sorted(names)
 
 
 @pytest.fixture(autouse=True)
 def isolate_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without the machine's credentials or kubeconfig and restores os.environ."""
     saved = dict(os.environ)
-    for name in (*SECRET_ENV, *SERVICE_ENV):
+    for name in settings_variables():
         monkeypatch.delenv(name, raising=False)
     yield
     os.environ.clear()

@@ -10,14 +10,14 @@ LEAKY = """
 import logging
 
 def test_logs_a_token(monkeypatch):
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-guard-test-value")
-    logging.getLogger("x").warning("using xoxb-guard-test-value")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "guard-test-secret-value")
+    logging.getLogger("x").warning("using guard-test-secret-value")
 """
 CAREFUL = """
 import logging
 
 def test_logs_no_token(monkeypatch):
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-guard-test-value")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "guard-test-secret-value")
     logging.getLogger("x").warning("using a token")
 """
 
@@ -30,4 +30,4 @@ def test_the_guard_fails_a_session_whose_output_holds_a_secret(
     pytester.makepyfile(test_sample=source)
     result = pytester.runpytest_subprocess("-p", "tests.support.secrets_guard", "-p", "no:cacheprovider")
     assert (result.ret != 0) is fails
-    assert ("a secret (xoxb" in result.stdout.str()) is fails
+    assert ("a secret (guar" in result.stdout.str()) is fails

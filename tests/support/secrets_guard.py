@@ -1,8 +1,9 @@
 """A pytest plugin that fails the session if any secret a test used shows up in what the suite produced.
 
 Secrets are the values of environment variables whose names say they are credentials
-(``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*PRIVATE_KEY*``, ``*_WEBHOOK_URL*``), and the contents
-of the files their ``*_FILE`` twins name, as they stand while each test runs. What the suite
+(``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*PRIVATE_KEY*``, ``*_WEBHOOK_URL*``) or that an
+installed integration declares as a secret (a ``SecretStr`` or ``SecretDirectory`` setting), and
+the contents of the files their ``*_FILE`` twins name, as they stand while each test runs. What the suite
 produced is every test's captured stdout, stderr and log records, its failure text, the records
 and Kubernetes Events written to in-memory run stores, and the log files of served functions.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -34,11 +36,24 @@ def note_output_file(path: Path) -> None:
     _files.append(path)
 
 
+@cache
+def _declared_secrets() -> frozenset[str]:
+    """The variables installed integrations declare as secrets, with their ``_FILE`` twins."""
+    from common import manifests, registry  # after pytest has started: the registry imports every integration
+
+    names: set[str] = set()
+    for integration in registry.declarations():
+        settings = integration.settings
+        for field in (*manifests.secret_fields(settings), *manifests.directory_fields(settings)):
+            names |= {settings.variable(field), f"{settings.variable(field)}_FILE"}
+    return frozenset(names)
+
+
 def _credentials_in_environment() -> Iterator[str]:
     for name, value in os.environ.items():
-        if not CREDENTIAL_NAME.search(name):
+        if not (CREDENTIAL_NAME.search(name) or name in _declared_secrets()):
             continue
-        if name.endswith("_DIR"):
+        if name.endswith("_DIR") or Path(value).is_dir():
             for path in Path(value).glob("*"):
                 if path.is_file():
                     text = path.read_text(encoding="utf-8", errors="replace").strip()

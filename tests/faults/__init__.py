@@ -1,0 +1,1 @@
+"""One module per installed integration: its service in the fault matrix (see tests/support/faults.py)."""
