@@ -109,8 +109,9 @@ class Integration(Generic[ConfigT, SettingsT]):
     """One integration's declaration.
 
     ``declared_in`` is the declaring file (``__file__``): its folder names the integration
-    (``functions/github/main.py`` is ``github``) unless ``name`` says otherwise, or an entry point
-    names it. ``report`` performs the external call for ``ctx.run``'s state and returns a
+    (``functions/github/main.py`` is ``github``, ``functions/github_issues/main.py`` is
+    ``github-issues``: annotation prefixes take no ``_``) unless ``name`` says otherwise, or an
+    entry point names it. ``report`` performs the external call for ``ctx.run``'s state and returns a
     ``Report``, or raises ``PermanentError``/``TemporaryError``. ``policy`` says what its
     destinations are; ``destinations`` lists them for a run, each checked against the namespace's
     policy before anything is sent (an integration that targets nothing says so with
@@ -135,7 +136,8 @@ class Integration(Generic[ConfigT, SettingsT]):
 
     def __post_init__(self) -> None:
         if not self.name:
-            object.__setattr__(self, "name", Path(self.declared_in).resolve().parent.name)
+            folder = Path(self.declared_in).resolve().parent.name
+            object.__setattr__(self, "name", folder.replace("_", "-"))
 
     def default_states(self, settings: SettingsT) -> frozenset[RunPhase]:
         return self.states if isinstance(self.states, frozenset) else self.states(settings)

@@ -69,8 +69,9 @@ def directory_fields(settings: type[ServiceSettings]) -> list[str]:
 def source_of(name: str) -> str:
     """``FUNCTION_SOURCE``: the folder's ``main.py``, or the generic target for an installed package."""
     root = registry.functions_root()
-    if root is not None and (root / name / "main.py").is_file():
-        return f"functions/{name}/main.py"
+    folder = registry.folder_of(name)
+    if root is not None and (root / folder / "main.py").is_file():
+        return f"functions/{folder}/main.py"
     return GENERIC_TARGET
 
 

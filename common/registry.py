@@ -35,6 +35,19 @@ TARGET_ENV = "TI_INTEGRATION"
 """Names the integration the generic functions-framework target ``common/target.py`` serves."""
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 """An integration name: a DNS label, so it can prefix an annotation and name a Service."""
+FOLDER = re.compile(r"^[a-z0-9]([a-z0-9_]{0,61}[a-z0-9])?$")
+"""A folder of ``functions/``: a Python package name. ``github_issues`` is ``github-issues``."""
+
+
+def name_of(folder: str) -> str:
+    """The integration a folder of ``functions/`` holds: its name, ``_`` read as ``-``."""
+    return folder.replace("_", "-")
+
+
+def folder_of(name: str) -> str:
+    """The folder of ``functions/`` that holds integration ``name``."""
+    return name.replace("-", "_")
+
 
 _lock = threading.Lock()
 
@@ -58,11 +71,11 @@ def functions_root() -> Path | None:
 
 
 def folders() -> list[str]:
-    """Folders of the ``functions`` package that hold a ``main.py``, by name."""
+    """Integrations held by folders of the ``functions`` package (those with a ``main.py``), by name."""
     root = functions_root()
     if root is None:
         return []
-    return sorted(p.parent.name for p in root.glob("*/main.py") if NAME.match(p.parent.name))
+    return sorted(name_of(p.parent.name) for p in root.glob("*/main.py") if FOLDER.match(p.parent.name))
 
 
 @cache
@@ -79,7 +92,8 @@ def names() -> list[str]:
 def load(name: str) -> Loaded:
     """The declaration of integration ``name``; never raises."""
     if name in folders():
-        return _from_module(name, f"functions.{name}.main", f"functions/{name}/main.py")
+        folder = folder_of(name)
+        return _from_module(name, f"functions.{folder}.main", f"functions/{folder}/main.py")
     entry = _entry_points().get(name)
     if entry is None:
         return Loaded(name, None, unknown(name))
@@ -112,7 +126,7 @@ def closest(name: str) -> str | None:
 
 def unknown(name: str) -> str:
     return (
-        f"no integration named {name!r} in this installation (no functions/{name}/main.py, "
+        f"no integration named {name!r} in this installation (no functions/{folder_of(name)}/main.py, "
         f"no {ENTRY_POINT_GROUP} entry point)"
     )
 

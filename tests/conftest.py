@@ -64,7 +64,7 @@ Deliver = Callable[..., TestResponse]
 
 def function_client(name: str) -> FlaskClient:
     """A test client for ``functions/<name>/main.py``, loaded the way functions-framework loads it."""
-    return source_client(REPO / "functions" / name / "main.py")
+    return source_client(REPO / "functions" / registry.folder_of(name) / "main.py")
 
 
 def source_client(source: Path) -> FlaskClient:

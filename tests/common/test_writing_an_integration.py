@@ -54,8 +54,9 @@ def test_the_guides_example_is_a_complete_integration(tmp_path: Path) -> None:
 def test_the_listed_files_are_what_every_installed_integration_has() -> None:
     paths = listed_files()
     assert {"functions/<name>/main.py", "tests/functions/test_<name>.py", "docs/<name>.md"} <= set(paths)
-    names = [name for name in registry.names() if (REPO / "functions" / name).is_dir()]
+    names = [name for name in registry.names() if (REPO / "functions" / registry.folder_of(name)).is_dir()]
     assert names
     for name in names:
         for path in paths:
-            assert (REPO / path.replace("<name>", name)).exists(), f"{name} has no {path}"
+            where = path.replace("functions/<name>", f"functions/{registry.folder_of(name)}")
+            assert (REPO / where.replace("<name>", name)).exists(), f"{name} has no {where}"

@@ -46,7 +46,7 @@ SECRET_TEMPLATES = tuple(sorted((KNATIVE_DIR / "integrations").glob("*/secret.ex
 
 def source_of(name: str) -> str:
     """The ``FUNCTION_SOURCE`` of a function, relative to the repository (and site-packages)."""
-    return "common/deadletter.py" if name == DEADLETTER else f"functions/{name}/main.py"
+    return "common/deadletter.py" if name == DEADLETTER else f"functions/{registry.folder_of(name)}/main.py"
 
 
 IMAGE_PLACEHOLDER = "tekton-integrations"

@@ -23,7 +23,7 @@ import pytest
 import requests
 from kubernetes import client, config
 
-from common import samples
+from common import registry, samples
 from common.kube import KubeRunClient
 from tests.support.realkube import realkube_up
 from tests.support.secrets_guard import note_output_file
@@ -126,7 +126,7 @@ def serve_function(kubeconfig: Path, tmp_path: Path) -> Iterator[ServeFunction]:
                 "-m",
                 "functions_framework",
                 "--source",
-                str(REPO / "functions" / name / "main.py"),
+                str(REPO / "functions" / registry.folder_of(name) / "main.py"),
                 "--target",
                 "handle",
                 "--signature-type",
