@@ -27,6 +27,12 @@ class Case:
     """The first event of attempt ``n`` (a fresh run when the event needs one)."""
     expected: str
     """The answer's ``outcome`` (or body, for the hello-world) that counts as handled."""
+    target: float | None = None
+    """Process start to first answer, at most this many times the hello-world's (default: 1.5)."""
+    rss_target: float | None = None
+    """The worker's RSS after its first answer, at most this many times the hello-world's."""
+    summarised: bool = False
+    """Whether the case's figures go into the summary against the targets."""
 
 
 @dataclass

@@ -8,8 +8,14 @@ store itself spends (deep copies standing in for an API server) is left out, so 
 measure the function's own work; with realkube, the Kubernetes client's (de)serialisation is the
 function's work and counts. The hello-world goes through the same test client for comparison.
 
-Event kinds: the first event of a run (creates the check run), a later state (edits it), a
-duplicate (already recorded: no call), and an ignored run (no annotations: no API call).
+Event kinds: the first event of a run (creates the check run), the same event delivered again (its
+claim is refused: no write, no call), a later state (edits it), a duplicate of that (already
+recorded: no call), and an ignored run (no annotations: no API call). Each event is the run as
+stored when it was sent, ``resourceVersion`` included, as Tekton's events controller sends it.
+
+Requests are counted on the client (``MeteredClient``: ``patch 409`` is a conditional write the
+server refused) and, on realkube, by the API server itself: ``apiserver_request_total`` from its
+``/metrics``, read before and after each event of ``SERVER_COUNTED`` more runs of every kind.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import io
+import json
 import os
 import pstats
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,19 +39,23 @@ import functions_framework
 from flask.testing import FlaskClient
 
 from benchmarks import workload
-from benchmarks.paths import BENCH_TOKEN, HELLO, REPO, function_source
+from benchmarks.paths import BENCH_TOKEN, HELLO, REPO, child_env, function_source
 from benchmarks.realkube import Cluster
 from benchmarks.workload import Request
 from common import samples
+from common.errors import ConflictError
 from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunClient, RunRef
 from common.standins.github import GitHubStandIn
 
 FIRST = "first event of a run (creates the check run)"
+FIRST_AGAIN = "duplicate of a first event (its claim is refused)"
 LATER = "later state (edits the check run)"
-DUPLICATE = "duplicate (already recorded)"
+DUPLICATE = "duplicate of a later state (already recorded)"
 IGNORED = "ignored run (no annotations)"
-KINDS = (FIRST, LATER, DUPLICATE, IGNORED)
+KINDS = (FIRST, FIRST_AGAIN, LATER, DUPLICATE, IGNORED)
+SERVER_COUNTED = 10
+"""Measured events per kind whose requests the API server's ``/metrics`` counts (two scrapes each)."""
 
 
 class MeteredClient:
@@ -67,7 +79,11 @@ class MeteredClient:
         return result
 
     def patch(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._metered("patch", lambda: self.inner.patch(ref, patch))
+        try:
+            result: dict[str, Any] = self._metered("patch", lambda: self.inner.patch(ref, patch))
+        except ConflictError:
+            self.calls[-1] = "patch 409"  # refused: the run is not at the version the patch names
+            raise
         return result
 
     def patch_status(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,6 +119,11 @@ class Backend(Protocol):
     """Whether the client's CPU is the function's (a real Kubernetes client) or a test double's."""
 
     @property
+    def cluster(self) -> Cluster | None:
+        """The real API server, whose own ``/metrics`` count the requests, if there is one."""
+        ...
+
+    @property
     def client(self) -> RunClient: ...
 
     def create(self, index: int) -> Request: ...
@@ -113,6 +134,7 @@ class Backend(Protocol):
 class MemoryBackend:
     name = "in-memory store"
     counts_client_cpu = False
+    cluster: Cluster | None = None
 
     def __init__(self) -> None:
         self.store = MemoryRunClient()
@@ -126,11 +148,12 @@ class MemoryBackend:
         event = workload.run_event(workload.RUNNING, index)
         kind, obj = samples.run_object(event)
         self._refs[index] = self.store.add(kind, obj)
-        return workload.request_of(event)
+        return workload.request_of(samples.addressed_to(dict(event), self.store.runs[self._refs[index]]))
 
     def advance(self, index: int) -> Request:
         workload.advance(self.store, self._refs[index], workload.SUCCESSFUL, index)
-        return workload.request_of(workload.run_event(workload.SUCCESSFUL, index))
+        event = workload.run_event(workload.SUCCESSFUL, index)
+        return workload.request_of(samples.addressed_to(dict(event), self.store.runs[self._refs[index]]))
 
 
 class RealkubeBackend:
@@ -171,6 +194,8 @@ class KindResult:
     report_ms: list[float] = field(default_factory=list)
     """Of which inside the integration's ``report`` (PyGithub, requests, presentation)."""
     kube_calls: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    server_calls: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    """Requests the API server counted for one event (sorted), on realkube: ``SERVER_COUNTED`` events."""
     github_calls: Counter[int] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -201,37 +226,51 @@ def hello_cpu(count: int) -> list[float]:
 
 
 def measure(backend: Backend, standin: GitHubStandIn, *, warmup: int, count: int) -> CpuResult:
-    """Each event kind ``count`` times, on runs ``warmup..warmup+count``; runs below ``warmup`` warm up."""
+    """Each event kind ``count`` times, on runs ``warmup..warmup+count``; runs below ``warmup`` warm up.
+
+    With a real API server, ``SERVER_COUNTED`` more runs then go through every kind with the server's
+    ``/metrics`` read around each event; they are not timed (a 2 MB scrape would leave garbage that
+    the next timed event collects).
+    """
     metered = MeteredClient(backend.client)
     kinds = {kind: KindResult() for kind in KINDS}
-    runs = range(warmup + count)
     meter = ReportMeter()
     with _serving(metered, standin, meter) as client, _quiet():
 
-        def deliver(request: Request, kind: str, index: int) -> tuple[str, ...]:
-            return _deliver(
-                client,
-                request,
-                meter=meter,
-                metered=metered,
-                standin=standin,
-                backend=backend,
-                result=kinds[kind],
-                measured=index >= warmup,
-            )
+        def deliver_all(runs: range, *, timed: range, counted: bool = False) -> tuple[str, ...]:
+            def deliver(request: Request, kind: str, index: int) -> tuple[str, ...]:
+                return _deliver(
+                    client,
+                    request,
+                    meter=meter,
+                    metered=metered,
+                    standin=standin,
+                    backend=backend,
+                    result=kinds[kind],
+                    measured=index in timed,
+                    counted=counted,
+                )
 
-        firsts = [backend.create(index) for index in runs]
-        first_in_process = deliver(firsts[0], FIRST, 0)
-        for index in runs[1:]:
-            deliver(firsts[index], FIRST, index)
-        laters = [backend.advance(index) for index in runs]
-        for index in runs:
-            deliver(laters[index], LATER, index)
-        for index in runs:
-            deliver(laters[index], DUPLICATE, index)
-        ignored = workload.request_of(workload.run_event(workload.IGNORED, 0))
-        for index in runs:
-            deliver(ignored, IGNORED, index)
+            firsts = [backend.create(index) for index in runs]
+            first = deliver(firsts[0], FIRST, runs[0])
+            for index in runs[1:]:
+                deliver(firsts[index - runs[0]], FIRST, index)
+            for index in runs:
+                deliver(firsts[index - runs[0]], FIRST_AGAIN, index)
+            laters = [backend.advance(index) for index in runs]
+            for index in runs:
+                deliver(laters[index - runs[0]], LATER, index)
+            for index in runs:
+                deliver(laters[index - runs[0]], DUPLICATE, index)
+            ignored = workload.request_of(workload.run_event(workload.IGNORED, 0))
+            for index in runs:
+                deliver(ignored, IGNORED, index)
+            return first
+
+        first_in_process = deliver_all(range(warmup + count), timed=range(warmup, warmup + count))
+        if backend.cluster is not None:
+            start = warmup + count
+            deliver_all(range(start, start + SERVER_COUNTED), timed=range(0), counted=True)
     return CpuResult(backend.name, kinds, first_in_process)
 
 
@@ -257,11 +296,22 @@ def profile(backend: Backend, standin: GitHubStandIn, *, warmup: int, count: int
     """
     metered = MeteredClient(backend.client)
     profilers = {kind: cProfile.Profile() for kind in KINDS}
+    firsts: dict[int, Request] = {}
     laters: dict[int, Request] = {}
     ignored = workload.request_of(workload.run_event(workload.IGNORED, 0))
+
+    def create(index: int) -> Request:
+        firsts[index] = backend.create(index)
+        return firsts[index]
+
+    def advance(index: int) -> Request:
+        laters[index] = backend.advance(index)
+        return laters[index]
+
     batches: list[tuple[str, Callable[[int], Request]]] = [
-        (FIRST, backend.create),
-        (LATER, backend.advance),
+        (FIRST, create),
+        (FIRST_AGAIN, firsts.__getitem__),
+        (LATER, advance),
         (DUPLICATE, laters.__getitem__),
         (IGNORED, lambda _: ignored),
     ]
@@ -269,8 +319,6 @@ def profile(backend: Backend, standin: GitHubStandIn, *, warmup: int, count: int
         for kind, make in batches:
             for index in range(warmup + count):
                 request = make(index)
-                if kind == LATER:
-                    laters[index] = request
                 if index < warmup:
                     _post(client, request)
                     continue
@@ -351,13 +399,19 @@ def _deliver(
     backend: Backend,
     result: KindResult,
     measured: bool,
+    counted: bool = False,
 ) -> tuple[str, ...]:
+    server_before = backend.cluster.run_requests() if counted and backend.cluster else None
     calls_before, store_cpu_before, github_before = len(metered.calls), metered.cpu, len(standin.calls)
     report_before = meter.cpu
     began = time.thread_time()
     outcome = _post(client, request)
     spent = time.thread_time() - began
     calls = tuple(metered.calls[calls_before:])
+    if server_before is not None and backend.cluster is not None:
+        time.sleep(0.02)  # the server counts a request as its handler returns, about when it answers
+        on_server = backend.cluster.run_requests() - server_before
+        result.server_calls[tuple(sorted(on_server.elements()))] += 1
     if measured:
         client_cpu = metered.cpu - store_cpu_before
         excluded = 0.0 if backend.counts_client_cpu else client_cpu
@@ -425,3 +479,69 @@ def summary(values: Sequence[float]) -> tuple[float, float, float]:
         return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
     return at(0.5), at(0.1), at(0.9)
+
+
+FAILURE_EVENT_PROBE = r"""
+import json, sys, time
+from datetime import UTC, datetime
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+from common import kube
+from common.runclient import RunRef
+
+mode, namespace, name = sys.argv[1:4]
+client = kube.connect()
+ref = RunRef("PipelineRun", namespace, name)
+uid = client.get(ref)["metadata"]["uid"]  # what a first event has built and used already
+before, began = rss(), time.perf_counter()
+if mode == "generated":  # how record_event posted before: the generated CoreV1Api, built on first use
+    from kubernetes import client as generated
+    now = datetime.now(UTC).isoformat()
+    body = {"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": "IntegrationFailed",
+            "message": "benchmark", "metadata": {"generateName": name + ".", "namespace": namespace},
+            "involvedObject": {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": name,
+                               "namespace": namespace, "uid": uid},
+            "source": {"component": "tekton-integrations"}, "firstTimestamp": now, "lastTimestamp": now,
+            "count": 1}
+    generated.CoreV1Api(client._api_client).create_namespaced_event(namespace, body, _request_timeout=(3, 10))
+else:
+    client.record_event(ref, uid, "IntegrationFailed", "benchmark")
+print(json.dumps([time.perf_counter() - began, rss() - before]))
+"""
+
+FAILURE_EVENT_MODES = {
+    "plain": "`record_event` now: a plain dict POSTed through the `ApiClient`",
+    "generated": "before: `CoreV1Api` built on first use, then `create_namespaced_event`",
+}
+
+
+@dataclass
+class FailureEvent:
+    """The first Kubernetes Event a process posts (a first failure), wall time and RSS it adds."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    rss_kb: dict[str, list[int]] = field(default_factory=dict)
+
+
+def failure_event(cluster: Cluster, namespace: str, repeat: int) -> FailureEvent:
+    """Each way of posting the first Event, ``repeat`` fresh interpreters each, interleaved."""
+    live = cluster.create_run(namespace, workload.run_event(workload.RUNNING, 0, namespace=namespace))
+    found = FailureEvent()
+    for _ in range(repeat):
+        for mode in FAILURE_EVENT_MODES:
+            done = subprocess.run(
+                [sys.executable, "-c", FAILURE_EVENT_PROBE, mode, namespace, live["metadata"]["name"]],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                env=child_env({"KUBECONFIG": str(cluster.kubeconfig)}),
+                timeout=120,
+                check=True,
+            )
+            seconds, kb = json.loads(done.stdout.strip().splitlines()[-1])
+            found.seconds.setdefault(mode, []).append(seconds)
+            found.rss_kb.setdefault(mode, []).append(kb)
+    return found

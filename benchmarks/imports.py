@@ -78,6 +78,8 @@ FAMILIES: dict[str, str] = {
     "slack_sdk": "slack_sdk",
     "gitlab": "python-gitlab",
     "yaml": "PyYAML",
+    "prometheus_client": "prometheus_client",
+    "opentelemetry": "OpenTelemetry (+protobuf)",
     "common": "project code (common, functions)",
     "functions": "project code (common, functions)",
     "benchmarks": "project code (common, functions)",
@@ -210,23 +212,59 @@ STEPS: tuple[tuple[str, str], ...] = (
         "import functions_framework; functions_framework.create_app("
         "target='handle', source=HELLO, signature_type='cloudevent')",
     ),
-    ("pydantic", "import pydantic"),
-    ("PyYAML", "import yaml"),
-    ("requests", "import requests"),
-    ("runtime (common, without the above)", "import common, common.http"),
-    ("PyGithub (+jwt, cryptography, nacl)", "import github"),
-    ("functions/github/main.py itself", "import functions.github.main"),
-    ("kubernetes: import common.kube (first event)", "import common.kube"),
+    ("pydantic (BaseModel and the field types)", "from pydantic import BaseModel, Field, SecretStr"),
+    ("runtime (common, common.http): its models declared, not built", "import common, common.http"),
     (
-        "kubernetes: ApiClient + CustomObjectsApi (first event)",
+        "functions/github/main.py itself, without PyGithub (an ignored run needs nothing more)",
+        "import functions.github.main",
+    ),
+    (
+        "first event: the first validations (pydantic builds validators, looks for its plugins)",
+        "from common.settings import RuntimeSettings; RuntimeSettings.from_env(); "
+        "functions.github.main.GitHubConfig.model_validate("
+        "{'owner': 'acme', 'repo': 'app', 'sha': '0' * 40})",
+    ),
+    ("first event: requests (kubernetes' config loader and PyGithub both import it)", "import requests"),
+    ("first event, kubernetes: import common.kube", "import common.kube"),
+    (
+        "first event, kubernetes: ApiClient + CustomObjectsApi",
         "from kubernetes import client, config; configuration = client.Configuration(); "
         "config.load_kube_config(client_configuration=configuration); "
         "api = client.ApiClient(configuration); client.CustomObjectsApi(api)",
     ),
-    ("kubernetes: CoreV1Api, for Events only (first event)", "client.CoreV1Api(api)"),
+    (
+        "first report: PyGithub, with App signing and PyNaCl left unimported",
+        "import functions.github.client, github",
+    ),
+    ("an App's first token: jwt + cryptography (never with a token)", "import jwt; jwt.encode"),
+    (
+        "PyNaCl (never: PyGithub encrypts Actions secrets with it)",
+        "import nacl.public; nacl.public.PublicKey",
+    ),
+    ("kubernetes: CoreV1Api (only the CLI builds it: Events are posted without it)", "client.CoreV1Api(api)"),
+    (
+        "metrics: the first event counts (no import)",
+        "import common.metrics; common.metrics.event('github', 'ignored', '', 0.001)",
+    ),
+    ("metrics: the first GET /metrics imports prometheus_client", "common.metrics.exposition()"),
+    (
+        "tracing off: the first event finds no OTLP endpoint",
+        "import os, common.tracing; "
+        "[os.environ.pop(name, None) for name in common.tracing.ENDPOINT_VARIABLES]; "
+        "common.tracing.use_provider(None); common.tracing.enabled()",
+    ),
+    (
+        "tracing on: OpenTelemetry SDK + OTLP http exporter (first event)",
+        "import os; os.environ['OTEL_EXPORTER_OTLP_ENDPOINT'] = 'http://127.0.0.1:9'; "
+        "common.tracing.use_provider(None); common.tracing.enabled()",
+    ),
 )
 """The GitHub function's import path, one step at a time in one interpreter: each step's cost
-is what it adds on top of the steps before it."""
+is what it adds on top of the steps before it. The first four are what an ignored run costs; the
+next five what a first real event adds (in the order it adds them); then what is left out of both
+(an App's signing, PyNaCl, ``CoreV1Api``); the last four are what observability adds: to the
+first event (counting, and tracing where ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: the exporter is
+built, nothing is sent) and to the first scrape."""
 
 STEPS_PROBE = r"""
 import json, sys, time

@@ -8,8 +8,10 @@ subresource). Benchmarks that need Kubernetes are skipped, with the reason, when
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,30 @@ class Cluster:
         self.api = client.ApiClient(configuration)
         self.objects = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
+
+    def run_requests(self) -> Counter[str]:
+        """Requests about Tekton's runs (and Events) so far, as the API server counts them in its
+        ``apiserver_request_total``: ``GET`` (Kubernetes 1.20 counts a GET of one custom resource as
+        ``LIST``: both are reads here), ``PATCH``, ``PATCH 409`` (refused), ``PATCH status``, ..."""
+        serialized = self.api.param_serialize(
+            method="GET",
+            resource_path="/metrics",
+            header_params={"Accept": "text/plain"},
+            auth_settings=["BearerToken"],
+        )
+        response: Any = self.api.call_api(*serialized, _request_timeout=(3, 30))
+        response.read()
+        found: Counter[str] = Counter()
+        for line in response.data.split(b"\n"):
+            if not line.startswith(b"apiserver_request_total{") or (
+                b'group="tekton.dev"' not in line and b'resource="events"' not in line
+            ):
+                continue
+            labels = dict(_LABEL.findall(line.decode().split("}", 1)[0]))
+            if labels.get("resource") not in ("pipelineruns", "taskruns", "events"):
+                continue
+            found[_request_name(labels)] += int(float(line.rsplit(b" ", 1)[1]))
+        return found
 
     def answers(self) -> bool:
         try:
@@ -79,6 +105,17 @@ class Cluster:
             *V1, namespace, kind.lower() + "s", obj["metadata"]["name"]
         )
         return self.set_status(cast(dict[str, Any], live), kind, obj.get("status") or {})
+
+
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _request_name(labels: Mapping[str, str]) -> str:
+    verb = "GET" if labels["verb"] == "LIST" else labels["verb"]
+    name = verb + (f" {labels['subresource']}" if labels.get("subresource") else "")
+    if labels["resource"] == "events":
+        name += " event"
+    return name if labels["code"].startswith("2") else f"{name} {labels['code']}"
 
 
 def connect(*, start: bool = True) -> tuple[Cluster | None, str]:

@@ -7,6 +7,7 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -14,13 +15,16 @@ from importlib import metadata
 from benchmarks import imports
 from benchmarks.clients import ClientCost
 from benchmarks.coldstart import ColdStart
-from benchmarks.cpu import KINDS, CpuResult, Profile, summary
+from benchmarks.cpu import FAILURE_EVENT_MODES, KINDS, CpuResult, FailureEvent, Profile, summary
+from benchmarks.installation import Installation
 from benchmarks.throughput import Instance
 
 COLD_START_TARGET = 1.5
+"""Default cold-start target, x hello; a case may carry its own (``Case.target``)."""
 CPU_TARGET_MS = 5.0
 CALLS_TARGET = 2
-RSS_TARGET = 1.3
+RSS_TARGET = 1.8
+"""Worker RSS, x hello (issue 15: after a first real event)."""
 
 
 @dataclass
@@ -172,28 +176,41 @@ def import_section(profiles: Sequence[imports.ImportProfile], steps: Sequence[im
 def cold_start_section(results: Sequence[ColdStart], summary_: Summary) -> list[str]:
     hello = results[0]
     base = statistics.median(hello.seconds)
+    base_rss = statistics.median(hello.rss_kb)
     rows = []
     for result in results:
         median = statistics.median(result.seconds)
-        within = median <= COLD_START_TARGET * base
+        rss = statistics.median(result.rss_kb)
+        target = result.case.target or COLD_START_TARGET
+        within = median <= target * base
+        rss_within = None if result.case.rss_target is None else rss <= result.case.rss_target * base_rss
         rows.append(
             [
                 result.case.name,
                 spread_ms(result.seconds),
                 ratio(median, base),
-                "" if result is hello else ("met" if within else "**missed**"),
+                "" if result is hello else f"≤ {target}x: " + ("met" if within else "**missed**"),
                 ", ".join(f"{answer} x{count}" for answer, count in result.answers.items()),
-                mb(statistics.median(result.rss_kb)),
+                f"{mb(rss)} ({ratio(rss, base_rss)})"
+                + ("" if rss_within is None else f", ≤ {result.case.rss_target}x: " + _verdict(rss_within)),
             ]
         )
-        if result.case.name.startswith("github"):
+        if result.case.summarised:
             summary_.add(
                 f"cold start, {result.case.name}",
                 ms(base),
                 f"{ms(median)} ({ratio(median, base)})",
-                f"≤ {COLD_START_TARGET}x",
+                f"≤ {target}x",
                 within,
             )
+            if rss_within is not None:
+                summary_.add(
+                    f"worker RSS after the first answer, {result.case.name}",
+                    mb(base_rss),
+                    f"{mb(rss)} ({ratio(rss, base_rss)})",
+                    f"≤ {result.case.rss_target}x",
+                    rss_within,
+                )
     return [
         "### Cold start",
         "",
@@ -201,8 +218,12 @@ def cold_start_section(results: Sequence[ColdStart], summary_: Summary) -> list[
         f"first event answered; median (min-max) of {len(hello.seconds)} starts, interleaved, after one "
         "discarded start each. RSS is the worker's right after that first answer.",
         "",
-        *table(["case", "process start → first answer", "x hello", "≤ 1.5x", "answers", "worker RSS"], rows),
+        *table(["case", "process start → first answer", "x hello", "target", "answers", "worker RSS"], rows),
     ]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
 
 
 def cpu_section(
@@ -243,27 +264,90 @@ def cpu_section(
         "",
         *table(header, rows),
         "",
-        "### Kubernetes API calls per handled event",
+        "### Kubernetes API requests per handled event",
         "",
     ]
     rows = []
     for kind in KINDS:
         found = main.kinds[kind]
         (calls, _), *_ = found.kube_calls.most_common(1)
-        writes = sum(1 for call in calls if call != "get")
+        writes = sum(1 for call in calls if call in ("patch", "patch_status"))  # "patch 409": refused
+        requests, counted_by = len(calls), "client"
+        if found.server_calls:  # what the API server itself counted (realkube's /metrics): the figure
+            (counted, _), *_ = found.server_calls.most_common(1)
+            requests, counted_by = len(counted), "API server"
+            writes = sum(1 for call in counted if call in ("PATCH", "PATCH status"))
+        server = _server_cell(found.server_calls)
         github_calls = ", ".join(str(n) for n in sorted(found.github_calls))
-        rows.append([kind, str(len(calls)), " → ".join(calls) or "none", str(writes), github_calls])
-        met = len(calls) <= CALLS_TARGET and (kind != KINDS[2] or writes == 0)
-        summary_.add(f"Kubernetes calls, {kind}", "0", str(len(calls)), f"≤ {CALLS_TARGET}", met)
+        rows.append([kind, str(len(calls)), " → ".join(calls) or "none", server, str(writes), github_calls])
+        met = requests <= CALLS_TARGET and ("duplicate" not in kind or writes == 0)
+        summary_.add(
+            f"Kubernetes API requests, {kind} (counted by the {counted_by})",
+            "0",
+            f"{requests} ({writes} {'write' if writes == 1 else 'writes'})",
+            f"≤ {CALLS_TARGET}" + (", no write" if "duplicate" in kind else ""),
+            met,
+        )
     first = " → ".join(main.first_in_process)
-    lines += table(["event kind", "calls", "requests", "writes", "GitHub calls"], rows)
+    lines += table(
+        [
+            "event kind",
+            "requests",
+            "as the function made them",
+            "as the API server counted them",
+            "writes",
+            "GitHub calls",
+        ],
+        rows,
+    )
     lines += [
+        "",
+        "`patch 409`: a conditional write the server refused (the event's resourceVersion is not the run's "
+        "any more): nothing is written. The API server's counts are `apiserver_request_total` from its "
+        "`/metrics`, read before and after each event (the commonest of up to "
+        f"{max((f.server_calls.total() for f in main.kinds.values()), default=0)} events per kind; "
+        "Kubernetes 1.20 files a GET of one custom resource under `LIST`, shown here as `GET`).",
         "",
         f"The process's first reported event also probes `status.integrations` once per kind: {first}.",
     ]
     if profile is not None:
         lines += ["", *profile_section(profile)]
     return lines
+
+
+def failure_event_section(found: FailureEvent, summary_: Summary) -> list[str]:
+    """What a process's first Kubernetes Event (its first failure) costs, now and as it was."""
+    rows = []
+    for mode, description in FAILURE_EVENT_MODES.items():
+        seconds, kb = found.seconds[mode], found.rss_kb[mode]
+        rows.append([description, spread_ms(seconds), mb(statistics.median(kb))])
+    plain, generated = found.seconds["plain"], found.seconds["generated"]
+    summary_.add(
+        "first failure: the process's first Kubernetes Event (wall time, RSS added)",
+        "",
+        f"{ms(statistics.median(plain))}, {mb(statistics.median(found.rss_kb['plain']))} "
+        f"(with CoreV1Api: {ms(statistics.median(generated))}, "
+        f"{mb(statistics.median(found.rss_kb['generated']))})",
+        "(no target)",
+        None,
+    )
+    return [
+        "### A first failure's Kubernetes Event",
+        "",
+        "A fresh interpreter connects to realkube and reads a run (what a first event has done), then posts "
+        f"its first `IntegrationFailed` Event; median (min-max) of {len(plain)} interpreters per way, "
+        "interleaved, and the RSS that Event added.",
+        "",
+        *table(["how the Event is posted", "wall time", "RSS added"], rows),
+    ]
+
+
+def _server_cell(counted: Counter[tuple[str, ...]]) -> str:
+    """The commonest set of requests the API server counted for one event, and how often."""
+    if not counted:
+        return "(no real API server)"
+    (requests, times), *_ = counted.most_common(1)
+    return f"{', '.join(requests) or 'none'} ({times} of {counted.total()})"
 
 
 def profile_section(profile: Profile) -> list[str]:
@@ -393,8 +477,61 @@ def rss_section(instances: Sequence[Instance], summary_: Summary) -> list[str]:
                 "run store",
                 "net warm / loaded",
                 "x hello",
-                "≤ 1.3x",
+                f"≤ {RSS_TARGET}x",
             ],
             rows,
         ),
+    ]
+
+
+def installation_section(found: Installation, summary_: Summary) -> list[str]:
+    """The whole installation's idle RSS, standalone against single-Service."""
+    rows = [
+        ["hello-world (one Service: the floor)", "1", mb(found.hello.worker), mb(found.hello.pod), "1.00x"]
+    ]
+    totals: dict[str, tuple[float, float]] = {}
+    for label, measured in (("standalone", found.standalone), ("single Service", found.single)):
+        worker, pod = Installation.total(measured)
+        totals[label] = (worker, pod)
+        names = ", ".join(m.process.name for m in measured)
+        rows.append(
+            [
+                f"{label}: {names}",
+                str(len(measured)),
+                f"**{mb(worker)}**",
+                f"**{mb(pod)}**",
+                ratio(pod, found.hello.pod),
+            ]
+        )
+    per_service = [
+        [m.process.name, mb(m.worker), ratio(m.worker, found.hello.worker), mb(m.pod)]
+        for m in [*found.standalone, *found.single[:1]]
+    ]
+    (apart_worker, apart_pod), (single_worker, single_pod) = totals["standalone"], totals["single Service"]
+    summary_.add(
+        "installation idle RSS, every integration: workers (pods)",
+        f"{mb(found.hello.worker)} ({mb(found.hello.pod)}) for one Service",
+        f"standalone {mb(apart_worker)} ({mb(apart_pod)}), "
+        f"single Service {mb(single_worker)} ({mb(single_pod)})",
+        "(no target)",
+        None,
+    )
+    return [
+        "### A whole installation at rest",
+        "",
+        "Every installed integration, deployed standalone (a Service each) or as the single Service "
+        "(`common/all.py`), each with the dead-letter receiver. Each Service's process pair (gunicorn "
+        "master and its one worker) is started and answers one ignored event (a dead letter about such a "
+        f"run for the receiver); median of {len(found.hello.worker_kb)} starts. Workers: the sum of their "
+        "VmRSS. Pods: each master's VmRSS plus its worker's private memory (what the pod holds; the "
+        "worker shares the master's untouched pages). Knative adds a queue-proxy container per pod, "
+        "not counted here.",
+        "",
+        *table(["deployment", "Services", "workers (sum of RSS)", "pods", "pods x one hello-world"], rows),
+        "",
+        f"The single Service holds {ratio(single_worker, apart_worker)} of standalone's worker memory "
+        f"({mb(apart_worker - single_worker)} less) and {ratio(single_pod, apart_pod)} of its pod memory "
+        f"({mb(apart_pod - single_pod)} less). Per Service:",
+        "",
+        *table(["Service", "worker RSS", "x hello", "pod"], per_service),
     ]

@@ -3,10 +3,11 @@
 Every figure is taken next to a functions-framework hello-world in the same run. Benchmarks:
 ``imports`` (import cost), ``cold-start`` (process start to the first answered event), ``cpu``
 (CPU and Kubernetes API calls per event kind, with a profile), ``throughput`` (events per second
-and RSS of one instance). Choose some with ``--only``. The whole run is bounded: every load is
-capped in count and time, every process is stopped at the end. Progress goes to stderr, the
-markdown to stdout. realkube (``../shared/realkube``) is used when it is built; without it, the
-figures that need a real API server are left out and say so.
+and RSS of one instance), ``installation`` (a whole installation's idle RSS, standalone against
+the single Service). Choose some with ``--only`` (repeatable, or comma-separated). The whole run
+is bounded: every load is capped in count and time, every process is stopped at the end. Progress
+goes to stderr, the markdown to stdout. realkube (``../shared/realkube``) is used when it is built;
+without it, the figures that need a real API server are left out and say so.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks import clients, coldstart, cpu, imports, realkube, report, throughput
+from benchmarks import clients, coldstart, cpu, imports, installation, realkube, report, throughput
 from benchmarks.coldstart import Case
-from benchmarks.paths import BENCH_TOKEN, HELLO, dummy_kubeconfig, function_source
+from benchmarks.paths import BENCH_TOKEN, HELLO, REPO, dummy_kubeconfig, function_source
 from benchmarks.standin import StandInProcess, github_standin
 from benchmarks.workload import IGNORED, RUNNING, request_of, run_event
 from common import samples
 
-BENCHMARKS = ("imports", "cold-start", "cpu", "throughput")
+BENCHMARKS = ("imports", "cold-start", "cpu", "throughput", "installation")
+IGNORED_TARGET = 1.5
+"""Cold start of a run the function ignores, x hello (issue 15)."""
+FIRST_EVENT_TARGET = 2.0
+"""Cold start of a first real event (realkube and a check run), x hello."""
+FIRST_EVENT_RSS_TARGET = 1.8
+"""Worker RSS after a first real event, x hello."""
+SINGLE_SOURCE = REPO / "common" / "all.py"
 OTHER_FUNCTIONS = ("slack", "webhook")
 """Measured beside the GitHub function (imports, cold start) when they exist and load."""
 
@@ -34,7 +42,11 @@ OTHER_FUNCTIONS = ("slack", "webhook")
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)"
+        "--only",
+        action="append",
+        type=_benchmarks,
+        metavar="|".join(BENCHMARKS),
+        help="run only these benchmarks (repeatable, or comma-separated: --only imports,cold-start)",
     )
     parser.add_argument(
         "--repeat", type=int, default=10, help="fresh processes per cold-start case (default 10)"
@@ -49,6 +61,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temporary directory)")
     return parser.parse_args(argv)
+
+
+def _benchmarks(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{value!r}: choose from {', '.join(BENCHMARKS)}")
+    return names
 
 
 def progress(message: str) -> None:
@@ -74,7 +94,7 @@ def loadable(names: str, kubeconfig: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
-    selected = options.only or list(BENCHMARKS)
+    selected = [name for names in options.only for name in names] if options.only else list(BENCHMARKS)
     repeat = 3 if options.quick else options.repeat
     logs = options.logs or Path(tempfile.mkdtemp(prefix="ti-benchmarks-"))
     logs.mkdir(parents=True, exist_ok=True)
@@ -104,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if "cpu" in selected:
         sections.append(cpu_benchmark(cluster, why, quick=options.quick, summary=summary))
+
+    if "installation" in selected:
+        found = installation.measure(dummy, max(3, repeat // 3), logs, progress)
+        sections.append(report.installation_section(found, summary))
 
     if "throughput" in selected:
         sections.append(
@@ -152,6 +176,8 @@ def cold_start(
                 {"KUBECONFIG": str(dummy), **github_env},
                 lambda _: ignored,
                 "ignored",
+                target=IGNORED_TARGET,
+                summarised=True,
             ),
         ]
         if cluster is not None:
@@ -163,6 +189,9 @@ def cold_start(
                     {"KUBECONFIG": str(cluster.kubeconfig), **github_env},
                     _fresh_run(cluster, namespace),
                     "reported",
+                    target=FIRST_EVENT_TARGET,
+                    rss_target=FIRST_EVENT_RSS_TARGET,
+                    summarised=True,
                 )
             )
         cases += [
@@ -172,9 +201,34 @@ def cold_start(
                 {"KUBECONFIG": str(dummy)},
                 lambda _: ignored,
                 "ignored",
+                target=IGNORED_TARGET,
             )
             for name in others
         ]
+        cases.append(
+            Case(
+                "single Service (every integration), ignored run",
+                SINGLE_SOURCE,
+                {"KUBECONFIG": str(dummy), **github_env},
+                lambda _: ignored,
+                "ignored",
+                target=IGNORED_TARGET,
+                summarised=True,
+            )
+        )
+        if cluster is not None:
+            cases.append(
+                Case(
+                    "single Service (every integration), first event of a run for GitHub (realkube)",
+                    SINGLE_SOURCE,
+                    {"KUBECONFIG": str(cluster.kubeconfig), **github_env},
+                    _fresh_run(cluster, namespace, only="github"),
+                    "reported",
+                    target=FIRST_EVENT_TARGET,
+                    rss_target=FIRST_EVENT_RSS_TARGET,
+                    summarised=True,
+                )
+            )
         results = coldstart.measure(cases, repeat, logs, progress)
     lines = report.cold_start_section(results, summary)
     if cluster is None:
@@ -182,9 +236,19 @@ def cold_start(
     return lines
 
 
-def _fresh_run(cluster: realkube.Cluster, namespace: str) -> Callable[[int], tuple[dict[str, str], bytes]]:
+def _fresh_run(
+    cluster: realkube.Cluster, namespace: str, *, only: str | None = None
+) -> Callable[[int], tuple[dict[str, str], bytes]]:
+    """A new run for each attempt (its first event); ``only``: it opts into that integration only."""
+    start = 1000 if only else 0  # distinct runs for each case
+
     def make(index: int) -> tuple[dict[str, str], bytes]:
-        event = run_event(RUNNING, index, namespace=namespace)
+        event = run_event(RUNNING, start + index, namespace=namespace)
+        if only is not None:
+            _, run = samples.run_object(event)
+            prefix = f"{only}.integrations.tekton.dev/"
+            annotations = run["metadata"]["annotations"]
+            run["metadata"]["annotations"] = {k: v for k, v in annotations.items() if k.startswith(prefix)}
         return request_of(samples.addressed_to(dict(event), cluster.create_run(namespace, event)))
 
     return make
@@ -210,13 +274,19 @@ def cpu_benchmark(
         profile = cpu.profile(profile_backend, standin, warmup=3, count=10 if quick else 30)
         progress("cpu: profile done")
         costs = clients.github(standin, 30 if quick else 100)
+        failure_event = None
         if cluster is not None:
             costs += clients.kubernetes(
                 cluster, stack.enter_context(cluster.namespace()), 30 if quick else 100
             )
-        progress("cpu: client costs done")
+            failure_event = cpu.failure_event(
+                cluster, stack.enter_context(cluster.namespace()), 3 if quick else 5
+            )
+        progress("cpu: client costs and the first failure's Event done")
     lines = report.cpu_section(hello, results, profile, summary)
     lines += ["", *report.clients_section(costs)]
+    if failure_event is not None:
+        lines += ["", *report.failure_event_section(failure_event, summary)]
     if cluster is None:
         lines += ["", f"The realkube column was skipped: {why}."]
     return lines

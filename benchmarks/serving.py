@@ -148,6 +148,20 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def private_kb(pid: int) -> int:
+    """Memory of ``pid`` that no other process shares (``Private_Clean`` + ``Private_Dirty`` in kB):
+    what a gunicorn worker adds to its pod on top of the master it was forked from."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii").splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
+
+
+def worker_private_kb(served: Served) -> int:
+    return sum(private_kb(pid) for pid in worker_pids(served))
+
+
 def worker_rss_kb(served: Served) -> int:
     """Resident memory of the (single) gunicorn worker, which handles the events."""
     pids = worker_pids(served)

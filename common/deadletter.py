@@ -8,12 +8,19 @@ event here once its retries are exhausted, adding the extension attributes ``kna
 the registry knows whose name is the Knative Service's in ``knativeerrordest``; its record gets
 condition ``False``, reason ``DeliveryFailed`` (and a Kubernetes Event), unless it already reports
 the run's current state. Every installed integration is covered; none is listed here.
+
+A dead letter from the single Service (``tekton-integrations``, which serves every integration:
+``common.single``) is recorded as above for each integration its last answer listed as asking for
+a redelivery (``"retry": [...]``, early in the answer: Knative keeps its first 1024 bytes); when
+that list cannot be read, for every integration the run opts into, so that those that already
+report the run's state keep their records.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import threading
 from collections.abc import Mapping
@@ -29,6 +36,8 @@ from common.events import CloudEventLike
 from common.http import LazyProcessor, answer, prepare, register, respond
 from common.integration import Context, Idempotency, Integration, Report
 from common.policy import TargetsNothing
+from common.single import RETRY_KEY, Shared, respond_all
+from common.single import SERVICE as SINGLE_SERVICE
 
 
 class AnyConfig(IntegrationConfig):
@@ -48,6 +57,30 @@ def failing_integration(destination: str) -> str | None:
         if re.search(rf"(?:^|-){re.escape(name)}(?:-|$)", label):
             return name
     return None
+
+
+def from_the_single_service(destination: str) -> bool:
+    """Whether ``destination`` is the single Service (``tekton-integrations``, maybe renamed by a
+    kustomize prefix or suffix), which serves every integration."""
+    label = (urlsplit(destination).hostname or "").split(".")[0]
+    return re.search(rf"(?:^|-){re.escape(SINGLE_SERVICE)}(?:-|$)", label) is not None
+
+
+def failed_integrations(attributes: Mapping[str, Any]) -> set[str] | None:
+    """The integrations the single Service's last answer said asked for a redelivery, if it can be read."""
+    data = str(attributes.get("knativeerrordata", ""))
+    try:
+        text = base64.b64decode(data, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        text = data
+    found = re.search(rf'"{RETRY_KEY}": (\[[^\]]*\])', text)
+    if found is None:
+        return None
+    try:
+        names = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return {name for name in names if isinstance(name, str)} if isinstance(names, list) else None
 
 
 def failure_message(attributes: Mapping[str, str]) -> str:
@@ -70,6 +103,7 @@ def give_up(ctx: Context[AnyConfig, Any]) -> Report:
 
 
 _recorders: dict[str, LazyProcessor] = {}
+_every: list[LazyProcessor] = []
 _lock = threading.Lock()
 
 
@@ -77,22 +111,37 @@ def recorder(name: str) -> LazyProcessor:
     """The dead-letter recorder for integration ``name``: records under its key, calls no service."""
     with _lock:
         if name not in _recorders:
-            _recorders[name] = LazyProcessor(
-                Integration(
-                    declared_in=__file__,
-                    name=name,
-                    config=AnyConfig,
-                    report=give_up,
-                    policy=TargetsNothing(),
-                    idempotency=Idempotency("nothing is sent: only the run's record is written"),
-                )
-            )
+            _recorders[name] = LazyProcessor(_recording(name))
         return _recorders[name]
+
+
+def every_recorder() -> list[LazyProcessor]:
+    """A recorder for every installed integration, sharing one run client (the single Service's)."""
+    with _lock:
+        if not _every:
+            shared = Shared()
+            _every.extend(LazyProcessor(_recording(name), shared) for name in registry.names())
+        return list(_every)
+
+
+def _recording(name: str) -> Integration[AnyConfig, Any]:
+    return Integration(
+        declared_in=__file__,
+        name=name,
+        config=AnyConfig,
+        report=give_up,
+        policy=TargetsNothing(),
+        idempotency=Idempotency("nothing is sent: only the run's record is written"),
+    )
 
 
 def handle(cloud_event: CloudEventLike) -> None:
     destination = str(cloud_event.get_attributes().get("knativeerrordest", ""))
     integration = failing_integration(destination)
+    if integration is None and from_the_single_service(destination):
+        failed = failed_integrations(cloud_event.get_attributes())
+        recorders = [lazy for lazy in every_recorder() if failed is None or lazy.integration.name in failed]
+        respond_all(recorders, cloud_event, name="deadletter")
     if integration is None:
         answer(
             400,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from common import metrics
 from common.errors import IntegrationError, PermanentError, TemporaryError, clip
 from common.redaction import redact
 
@@ -61,6 +62,7 @@ class Faults:
         answer the service documents as a rate limit although its status is not 429.
         """
         lowered = {key.lower(): value for key, value in (headers or {}).items()}
+        metrics.rate_limit(self.service, lowered)
         said = clip(redact(" ".join(detail.split())), MAX_DETAIL)
         if status == 429 or rate_limited:
             wait = retry_after(lowered, rate_limit=True) or DEFAULT_RATE_LIMIT_WAIT
@@ -85,6 +87,11 @@ class Faults:
         hint = self.hints.get(status, f"{self.service} refused the request")
         message = f"{what}: {status} {hint}" + (f" ({said})" if said else "")
         return PermanentError(self.reason(self.reasons.get(status, "Rejected")), message)
+
+    def seen(self, headers: Mapping[str, str]) -> None:
+        """Note the rate-limit budget an answer reports (``X-RateLimit-Remaining``/``-Limit``),
+        for an answer that is not an error: ``for_status`` notes those of every error itself."""
+        metrics.rate_limit(self.service, {key.lower(): value for key, value in headers.items()})
 
     def timeout(self, what: str, seconds: float | None = None) -> TemporaryError:
         within = f" within {seconds:g}s" if seconds else " in time"

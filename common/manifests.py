@@ -1,7 +1,8 @@
 """Knative manifests derived from an integration's declaration: nothing about them is written by hand.
 
 Owns turning a declaration into its Service, Trigger, ServiceAccount, ClusterRoleBinding and
-Secret template. No I/O except ``write``. What each comes from:
+Secret template, and every declaration together into the single-Service option's Service,
+Trigger and ServiceAccount. No I/O except ``write``. What each comes from:
 
 - the name: every object's name, the component label, the Trigger's subscriber;
 - the settings model: each ``SecretStr`` field is a key of the Secret ``<name>-credentials``,
@@ -12,13 +13,21 @@ Secret template. No I/O except ``write``. What each comes from:
 - the declaring module's docstring: the comment that heads the files.
 
 ``tekton-integrations manifests --write knative/integrations`` writes one folder per installed
-integration plus the index kustomization; a deploy test fails when the committed tree differs.
+integration plus the index kustomization; ``tekton-integrations manifests --single-service
+--write knative/single-service`` writes the single-Service tree: one Service
+``tekton-integrations`` running ``common/all.py`` with every integration's settings and Secret
+mounts, one Trigger, one ServiceAccount, on top of ``knative/common``. Deploy tests fail when a
+committed tree differs.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import inspect
+import itertools
+import textwrap
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +52,14 @@ CLUSTER_ROLE = "tekton-integrations-runs"
 DEAD_LETTER_SERVICE = "deadletter"
 GENERIC_TARGET = "common/target.py"
 FILES = ("kustomization.yaml", "service.yaml", "trigger.yaml", "rbac.yaml", "secret.example.yaml")
+SINGLE_SERVICE = "tekton-integrations"
+"""The single-Service option's Service, Trigger and ServiceAccount (``common.single.SERVICE``)."""
+SINGLE_SOURCE = "common/all.py"
+SINGLE_TIMEOUT_SECONDS = 300
+"""The single Service handles an event's integrations in turn, each within its own deadline
+(``<PREFIX>_TIMEOUT_SECONDS``, at most 30 s): its requests may last longer than one function's."""
+SELECTION_ENV = "TI_INTEGRATIONS"
+"""Which integrations the single Service serves (``common.single.SELECTION_ENV``)."""
 
 
 def labels(name: str) -> Obj:
@@ -66,6 +83,40 @@ def directory_fields(settings: type[ServiceSettings]) -> list[str]:
     return [name for name, info in settings.model_fields.items() if SECRET_DIRECTORY in info.metadata]
 
 
+def description(settings: type[ServiceSettings], field: str) -> str | None:
+    """What a settings field is: its ``Field(description=...)``, else the docstring under it in
+    the class that declares it. The docstrings are read here, from the source, because collecting
+    them when each model is built would cost every function's cold start."""
+    info = settings.model_fields[field]
+    if info.description:
+        return info.description
+    for cls in settings.__mro__:
+        if field in vars(cls).get("__annotations__", {}):
+            return _attribute_docstrings(cls).get(field)
+    return None
+
+
+@cache
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """``{field: docstring}`` for the string literals that follow annotated fields in ``cls``'s body."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    found: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for statement, following in itertools.pairwise(body):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            found[statement.target.id] = inspect.cleandoc(following.value.value)
+    return found
+
+
 def source_of(name: str) -> str:
     """``FUNCTION_SOURCE``: the folder's ``main.py``, or the generic target for an installed package."""
     root = registry.functions_root()
@@ -78,9 +129,37 @@ def source_of(name: str) -> str:
 def service(integration: Integration[Any, Any], source: str) -> Obj:
     """The Knative Service running ``source`` (``functions/<name>/main.py``) for ``integration``."""
     name = integration.name
-    settings = integration.settings
-    mount = f"{SECRETS_ROOT}/{name}"
-    env: list[Obj] = [
+    env = _runtime_env(source)
+    if source == GENERIC_TARGET:
+        env.append({"name": registry.TARGET_ENV, "value": name})
+    settings_env, mounted = _settings_env(integration, set())
+    env += settings_env
+    return _service(name, env, [name] if mounted else [], integration.min_scale, timeout=60)
+
+
+def single_service(integrations: list[Integration[Any, Any]]) -> Obj:
+    """The single-Service option: one Service running ``common/all.py`` for ``integrations``.
+
+    It carries every integration's settings variables and mounts each one's Secret at the path
+    its own Service would. A variable two integrations read (github-issues uses the GitHub
+    function's ``GITHUB_*`` settings) is the first one's, by name: they share its Secret.
+    """
+    env = _runtime_env(SINGLE_SOURCE)
+    env.append({"name": SELECTION_ENV, "value": ",".join(i.name for i in integrations)})
+    taken = {entry["name"] for entry in env}
+    secrets = []
+    for integration in sorted(integrations, key=lambda i: i.name):
+        settings_env, mounted = _settings_env(integration, taken)
+        env += settings_env
+        taken |= {entry["name"] for entry in settings_env}
+        if mounted:
+            secrets.append(integration.name)
+    scale = max((i.min_scale for i in integrations), default=0)
+    return _service(SINGLE_SERVICE, env, secrets, scale, timeout=SINGLE_TIMEOUT_SECONDS)
+
+
+def _runtime_env(source: str) -> list[Obj]:
+    return [
         {"name": "FUNCTION_SOURCE", "value": source},
         {"name": "FUNCTION_TARGET", "value": "handle"},
         {"name": "THREADS", "value": str(THREADS)},
@@ -89,30 +168,49 @@ def service(integration: Integration[Any, Any], source: str) -> Obj:
         {"name": "TI_POLICY_FILE", "value": f"{POLICY_DIR}/policy.yaml"},
         _from_settings(RuntimeSettings.variable("dashboard_url")),
     ]
-    if source == GENERIC_TARGET:
-        env.append({"name": registry.TARGET_ENV, "value": name})
+
+
+def _settings_env(integration: Integration[Any, Any], taken: set[str]) -> tuple[list[Obj], bool]:
+    """The variables of ``integration``'s settings not in ``taken``, and whether one of them names
+    a file of its Secret (mounted at ``SECRETS_ROOT/<name>``)."""
+    settings = integration.settings
+    mount = f"{SECRETS_ROOT}/{integration.name}"
     secrets = secret_fields(settings)
     directories = directory_fields(settings)
+    env: list[Obj] = []
+    mounted = False
     for field in settings.model_fields:
         variable = settings.variable(field)
         if field in secrets:
-            env.append({"name": f"{variable}_FILE", "value": f"{mount}/{secret_key(field)}"})
+            entry = {"name": f"{variable}_FILE", "value": f"{mount}/{secret_key(field)}"}
         elif field in directories:
-            env.append({"name": variable, "value": mount})
+            entry = {"name": variable, "value": mount}
         else:
-            env.append(_from_settings(variable))
+            entry = _from_settings(variable)
+        if entry["name"] in taken:
+            continue
+        env.append(entry)
+        mounted = mounted or field in secrets or field in directories
+    return env, mounted
+
+
+def _service(name: str, env: list[Obj], secrets: list[str], min_scale: int, *, timeout: int) -> Obj:
+    """The Knative Service ``name``: the container, the policy mount and one Secret mount per name
+    in ``secrets`` (at ``SECRETS_ROOT/<integration>``)."""
     container: Obj = {**copy.deepcopy(_CONTAINER), "env": env}
     volumes: list[Obj] = [{"name": "policy", "configMap": {"name": POLICY_MAP, "optional": True}}]
     mounts: list[Obj] = [{"name": "policy", "mountPath": POLICY_DIR, "readOnly": True}]
-    if secrets or directories:
+    for integration in secrets:
         volumes.append(
             {
-                "name": secret_name(name),
+                "name": secret_name(integration),
                 # defaultMode 0444: readable by the non-root user; Knative allows fsGroup only behind a flag
-                "secret": {"secretName": secret_name(name), "defaultMode": 0o444, "optional": True},
+                "secret": {"secretName": secret_name(integration), "defaultMode": 0o444, "optional": True},
             }
         )
-        mounts.append({"name": secret_name(name), "mountPath": mount, "readOnly": True})
+        mounts.append(
+            {"name": secret_name(integration), "mountPath": f"{SECRETS_ROOT}/{integration}", "readOnly": True}
+        )
     container["volumeMounts"] = mounts
     return {
         "apiVersion": "serving.knative.dev/v1",
@@ -126,14 +224,14 @@ def service(integration: Integration[Any, Any], source: str) -> Obj:
                 "metadata": {
                     "labels": labels(name),
                     "annotations": {
-                        "autoscaling.knative.dev/min-scale": str(integration.min_scale),
+                        "autoscaling.knative.dev/min-scale": str(min_scale),
                         "autoscaling.knative.dev/max-scale": "5",
                     },
                 },
                 "spec": {
                     "serviceAccountName": name,
                     "containerConcurrency": THREADS,
-                    "timeoutSeconds": 60,
+                    "timeoutSeconds": timeout,
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -170,12 +268,13 @@ def trigger(name: str) -> Obj:
 
 def rbac(name: str) -> list[Obj]:
     """Its own ServiceAccount, bound to the shared least-privilege ClusterRole."""
+    binding = PART_OF if name == SINGLE_SERVICE else f"{PART_OF}-{name}"
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "labels": labels(name)}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"{PART_OF}-{name}", "labels": labels(name)},
+            "metadata": {"name": binding, "labels": labels(name)},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
         },
@@ -230,6 +329,49 @@ def files(integration: Integration[Any, Any], source: str) -> dict[str, str]:
             + _secret_keys(integration)
         )
     return out
+
+
+def single_service_files(integrations: list[Integration[Any, Any]]) -> dict[str, str]:
+    """The folder ``knative/single-service/``: file name -> YAML text. Its kustomization includes
+    ``../common`` (the namespace, ClusterRole, Broker, dead-letter receiver and ConfigMaps)."""
+    names = ", ".join(sorted(i.name for i in integrations))
+    head = (
+        f"# {SINGLE_SERVICE}: every installed integration in one Service, running {SINGLE_SOURCE}:\n"
+        f"# {names}.\n"
+        "# Generated from the registry by `tekton-integrations manifests --single-service --write "
+        "knative/single-service`:\n# regenerate it, or patch it in an overlay.\n"
+    )
+    kustomization = (
+        head
+        + "# The single-Service deployment: `kubectl apply -k knative/single-service/` instead of\n"
+        + "# `kubectl apply -k knative/`, never both (docs/deploy.md says when to choose which). The\n"
+        + "# Secrets are the standalone Services' (knative/integrations/<name>/secret.example.yaml).\n"
+        + "# The image placeholder is set the same way as in knative/kustomization.yaml.\n"
+        + _dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": NAMESPACE,
+                "resources": ["../common", "service.yaml", "trigger.yaml", "rbac.yaml"],
+            }
+        )
+    )
+    return {
+        "kustomization.yaml": kustomization,
+        "service.yaml": head + _dump(single_service(integrations)),
+        "trigger.yaml": head + _dump(trigger(SINGLE_SERVICE)),
+        "rbac.yaml": head + "---\n".join(_dump(obj) for obj in rbac(SINGLE_SERVICE)),
+    }
+
+
+def write_folder(directory: Path, contents: dict[str, str]) -> list[Path]:
+    """Write one folder's files (``single_service_files``) under ``directory``; the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file, text in contents.items():
+        (directory / file).write_text(text, encoding="utf-8")
+        written.append(directory / file)
+    return written
 
 
 def index(names: list[str]) -> str:
@@ -298,13 +440,15 @@ def _secret_keys(integration: Integration[Any, Any]) -> str:
     settings = integration.settings
     entries = [
         (
-            " ".join((settings.model_fields[field].description or settings.variable(field)).split()),
+            " ".join((description(settings, field) or settings.variable(field)).split()),
             secret_key(field),
         )
         for field in secret_fields(settings)
     ]
-    if directory_fields(settings):
-        entries.append(("one key per namespace, named after it, and `default` for the others", "default"))
+    for field in directory_fields(settings):
+        info = settings.model_fields[field]
+        example = str((info.examples or ["default"])[0])  # the field's own example of a key
+        entries.append((" ".join((description(settings, field) or "one file per key").split()), example))
     lines = []
     for index, (what, key) in enumerate(entries):
         lines.append(f"  # {what}")

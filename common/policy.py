@@ -48,23 +48,14 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictStr,
-    ValidationError,
-    create_model,
-)
+from typing import TYPE_CHECKING, Any, Literal
 
 from common.errors import TargetNotAllowedError, TemporaryError, clip
+
+if TYPE_CHECKING:  # the file's schema is built when a policy file is first read (policy_schema)
+    from common.policy_schema import Entry, PolicyDocument
 
 log = logging.getLogger(__name__)
 
@@ -99,53 +90,7 @@ class PolicyError(TemporaryError):
         super().__init__("PolicyInvalid", message)
 
 
-def _network(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return ip_network(value.strip())
-        except ValueError as e:
-            raise ValueError(f"{value!r} is not a network in CIDR notation (e.g. 10.20.0.0/16): {e}") from e
-    return value
-
-
-def _lowered(values: object) -> object:
-    if isinstance(values, list | tuple):
-        return tuple(v.strip().rstrip(".").lower() if isinstance(v, str) else v for v in values)
-    return values
-
-
-Network = Annotated[IPNetwork, BeforeValidator(_network)]
-Patterns = Annotated[tuple[StrictStr, ...], BeforeValidator(_lowered)]
-
-
-class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-class AddressRules(_Entry):
-    """Address-safety exceptions of a section whose rule has ``network=True``."""
-
-    allow_http: StrictBool = Field(False, alias="allowHttp")
-    allow_private_networks: tuple[Network, ...] = Field((), alias="allowPrivateNetworks")
-    allow_cluster_services: StrictBool = Field(False, alias="allowClusterServices")
-
-
 Section = Mapping[str, Any]
-
-
-class PolicyDocument(_Entry):
-    default: dict[StrictStr, Section] | None = None
-    namespaces: dict[StrictStr, dict[StrictStr, Section]] = Field(default_factory=dict)
-    cluster_service_networks: tuple[Network, ...] = Field((), alias="clusterServiceNetworks")
-
-
-@cache
-def section_model(rule: Destinations) -> type[_Entry]:
-    """The pydantic model of a section for ``rule``: its field, plus address rules if ``network``."""
-    base: type[_Entry] = AddressRules if rule.network else _Entry
-    fields: dict[str, Any] = {rule.field: (Patterns | None, None)}
-    model: type[_Entry] = create_model(f"{rule.field.title()}Section", __base__=base, **fields)
-    return model
 
 
 @dataclass(frozen=True)
@@ -192,7 +137,7 @@ class NamespacePolicy:
     """``default`` or ``namespaces.<ns>``: where in the file the sections are."""
     path: str = ""
 
-    def section(self, name: str, rule: Destinations) -> _Entry | None:
+    def section(self, name: str, rule: Destinations) -> Entry | None:
         """The validated section of integration ``name``, ``None`` when the entry has none."""
         raw = (self.sections or {}).get(name)
         if raw is None:
@@ -240,6 +185,8 @@ class NamespacePolicy:
         section = self.section(name, rule)
         if self.mode == "allow-all" or section is None:
             return base
+        from common.policy_schema import AddressRules  # noqa: PLC0415 -- loaded with the file
+
         assert isinstance(section, AddressRules)
         return NetworkPolicy(
             name,
@@ -296,9 +243,13 @@ class Policy:
 def parse_policy(text: str, path: str = "<policy>", known: Callable[[], list[str]] | None = None) -> Policy:
     """Validate the YAML ``text`` of a policy file; raise ``PolicyError`` naming what is wrong.
 
-    ``known`` lists the integration names a section may have (default: the registry's).
+    ``known`` lists the integration names a section may have (default: the registry's, asked
+    name by name, so that a function's startup reads no package metadata for its own name).
     """
     import yaml  # noqa: PLC0415 -- only when a policy file exists
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from common.policy_schema import PolicyDocument  # noqa: PLC0415 -- the schema, built for a file
 
     try:
         data: Any = yaml.safe_load(text)
@@ -313,32 +264,34 @@ def parse_policy(text: str, path: str = "<policy>", known: Callable[[], list[str
     except ValidationError as e:
         problems = "; ".join(_describe(error) for error in e.errors())
         raise PolicyError(clip(f"the policy file {path} is invalid: {problems}", 900)) from e
-    _check_names(document, path, known or _registered_names)
+    _check_names(document, path, known)
     return Policy(path, document)
 
 
-def _registered_names() -> list[str]:
+def _check_names(document: PolicyDocument, path: str, known: Callable[[], list[str]] | None) -> None:
     from common import registry  # noqa: PLC0415 -- the registry imports declarations, which import this
 
-    return registry.names()
-
-
-def _check_names(document: PolicyDocument, path: str, known: Callable[[], list[str]]) -> None:
     entries = [("default", document.default or {})] + [
         (f"namespaces.{namespace}", sections) for namespace, sections in document.namespaces.items()
     ]
-    names = set(known())
+    listed = set(known()) if known is not None else None
     for where, sections in entries:
         for name in sections:
-            if name not in names:
-                raise PolicyError(
-                    f"the policy file {path} is invalid: {where}.{name}: no integration named {name!r} "
-                    f"is installed (installed: {', '.join(sorted(names))})"
-                )
+            if name in listed if listed is not None else registry.installed(name):
+                continue
+            names = listed if listed is not None else registry.names()
+            raise PolicyError(
+                f"the policy file {path} is invalid: {where}.{name}: no integration named {name!r} "
+                f"is installed (installed: {', '.join(sorted(names))})"
+            )
 
 
-def _validated_section(name: str, rule: Destinations, raw: Any, entry: str, path: str) -> _Entry:
+def _validated_section(name: str, rule: Destinations, raw: Any, entry: str, path: str) -> Entry:
     """``raw`` checked against ``rule``; errors name ``<entry>.<name>.<key>`` in the file at ``path``."""
+    from pydantic import ValidationError  # noqa: PLC0415 -- a section is validated only for a file
+
+    from common.policy_schema import section_model  # noqa: PLC0415
+
     where = f"the policy file {path} is invalid: {entry}.{name}"
     if not isinstance(raw, Mapping):
         raise PolicyError(f"{where}: must be a mapping with {rule.field}")

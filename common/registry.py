@@ -12,6 +12,8 @@ Owns discovery; the only list of integrations there is. Two sources:
 ``names()`` lists both without importing any integration (importing one pulls in its service's
 client library; a function must not pay for the others'). ``load(name)`` imports one and never
 raises: a broken module is reported with the reason, so the CLI can still explain the others.
+Entry points are read (``importlib.metadata`` reads every installed distribution's metadata:
+tens of milliseconds) only for a name that no folder holds, or when every name is asked for.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.errors import clip
 from common.integration import Integration
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "tekton_integrations.integrations"
 TARGET_ENV = "TI_INTEGRATION"
@@ -78,8 +82,22 @@ def folders() -> list[str]:
     return sorted(name_of(p.parent.name) for p in root.glob("*/main.py") if FOLDER.match(p.parent.name))
 
 
+def in_folder(name: str) -> bool:
+    """Whether a folder of ``functions/`` holds integration ``name`` (no listing, no metadata)."""
+    root = functions_root()
+    folder = folder_of(name)
+    return root is not None and bool(FOLDER.match(folder)) and (root / folder / "main.py").is_file()
+
+
+def installed(name: str) -> bool:
+    """Whether this installation has integration ``name``: a folder, else an entry point."""
+    return in_folder(name) or name in _entry_points()
+
+
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points  # noqa: PLC0415 -- slow: only when a folder does not do
+
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if NAME.match(ep.name)}
 
 
@@ -91,7 +109,7 @@ def names() -> list[str]:
 @cache
 def load(name: str) -> Loaded:
     """The declaration of integration ``name``; never raises."""
-    if name in folders():
+    if in_folder(name):
         folder = folder_of(name)
         return _from_module(name, f"functions.{folder}.main", f"functions/{folder}/main.py")
     entry = _entry_points().get(name)

@@ -3,8 +3,9 @@
 ``RunClient`` is the seam: ``common.kube.KubeRunClient`` talks to a real API server;
 ``MemoryRunClient`` keeps runs in a dict for the no-cluster demo and the unit tests. The memory
 store copies what the design relies on (DESIGN.md §2): JSON merge patches, ``resourceVersion``
-preconditions answered by ``ConflictError``, ``generation`` untouched by metadata writes, and
-``status.integrations`` pruned unless the schema keeps it.
+preconditions answered by ``ConflictError``, a new ``resourceVersion`` (unique in the store, as
+etcd's revisions are) on every write and none on a refused one, ``generation`` untouched by
+metadata writes, and ``status.integrations`` pruned unless the schema keeps it.
 """
 
 from __future__ import annotations
@@ -109,10 +110,7 @@ class MemoryRunClient:
             current = self._find(ref)
             self._check_precondition(current, patch)
             allowed = {"metadata": patch.get("metadata", {})}
-            updated = merge_patch(current, allowed)
-            self.runs[ref] = updated
-            self._bump(updated)
-            return copy.deepcopy(updated)
+            return self._store(ref, current, merge_patch(current, allowed))
 
     def patch_status(self, ref: RunRef, patch: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -122,10 +120,7 @@ class MemoryRunClient:
             status_patch = dict(patch.get("status") or {})
             if not self.keeps_status_integrations:
                 status_patch.pop("integrations", None)
-            updated = merge_patch(current, {"status": status_patch})
-            self.runs[ref] = updated
-            self._bump(updated)
-            return copy.deepcopy(updated)
+            return self._store(ref, current, merge_patch(current, {"status": status_patch}))
 
     def record_event(self, ref: RunRef, uid: str, reason: str, message: str) -> None:
         with self._lock:
@@ -137,6 +132,14 @@ class MemoryRunClient:
         with self._lock:
             current = self._find(ref)
             current["status"] = copy.deepcopy(dict(status))
+            self._bump(current)
+
+    def replace_annotations(self, ref: RunRef, annotations: Mapping[str, str]) -> None:
+        """What Tekton's ``syncMetadata`` does with an older copy: PUT the whole annotation map
+        (a new ``resourceVersion``), reverting any value written since that copy was read."""
+        with self._lock:
+            current = self._find(ref)
+            current["metadata"]["annotations"] = dict(annotations)
             self._bump(current)
 
     def _request(self, verb: str, ref: RunRef) -> None:
@@ -155,6 +158,15 @@ class MemoryRunClient:
         wanted = (patch.get("metadata") or {}).get("resourceVersion")
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             raise ConflictError(f"resourceVersion {wanted} is stale")
+
+    def _store(self, ref: RunRef, current: dict[str, Any], updated: dict[str, Any]) -> dict[str, Any]:
+        """Keep ``updated``; like the API server, a patch that changes nothing writes nothing (the
+        ``resourceVersion`` stays)."""
+        updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if updated != current:
+            self.runs[ref] = updated
+            self._bump(updated)
+        return copy.deepcopy(updated)
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self._version += 1

@@ -3,7 +3,12 @@
 An integration declares itself (``common.integration``); the runtime does the rest (DESIGN.md §2-4):
 
 1. ignore runs that did not opt in, and child TaskRuns, without any API call;
-2. re-read the live run and act on *its* state, never the event's;
+2. decide on the event's own object, and prove it live before any side effect: Tekton's events
+   carry the persisted run with its ``resourceVersion``, so the claim, written conditionally on
+   that version, succeeds only if the event is still the live run. A call without a claim, and a
+   refusal to record, read the live run first instead (one request either way; a read writes
+   nothing). On a conflict, or for an event without a ``resourceVersion``, the live run is read
+   and the decision is made again on *its* state;
 3. skip duplicates and never regress a record that already reports a finished run;
 4. validate the configuration and the service settings, recording ``InvalidConfiguration`` or
    ``<Service>NotConfigured`` when they are wrong;
@@ -27,8 +32,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal
 
-from common import deadline
-from common.config import ConfigT, load_config, opted_in
+from common import deadline, metrics, tracing
+from common.config import ConfigT, load_config, opted_in, settings_from_annotations
 from common.errors import (
     ConflictError,
     IntegrationError,
@@ -117,12 +122,7 @@ class Processor(Generic[ConfigT, SettingsT]):
         if screened is not None:
             return screened
         try:
-            for _ in range(MAX_DECISIONS):
-                try:
-                    return self._decide(event)
-                except ConflictError:
-                    continue  # the run changed under us: re-read and decide again
-            return Outcome("retry", "the run kept changing while being recorded", "ConflictRetriesExhausted")
+            return self._decisions(event)
         except RunNotFoundError:
             return Outcome("ignored", "the run no longer exists")
         except TemporaryError as e:
@@ -133,13 +133,42 @@ class Processor(Generic[ConfigT, SettingsT]):
             log.exception("unexpected error while handling %s", ref_of(run))
             return Outcome("retry", "internal error; see the function's log", "InternalError")
 
-    def _decide(self, event: RunEvent) -> Outcome:
-        live = self.store.load(ref_of(event.run))
+    def _decisions(self, event: RunEvent) -> Outcome:
+        """Decide on the event's object first; read the live run only when that is not proven live."""
+        if event.run.resource_version:
+            try:
+                decided = self._decide(event, event.run, proven=False)
+            except ConflictError:
+                decided = None  # the event is not the live run (a late or repeated event): read it
+            if decided is not None:
+                return decided
+        for _ in range(MAX_DECISIONS):
+            with tracing.span("read run"):
+                live = self.store.load(ref_of(event.run))
+            try:
+                outcome = self._decide(event, live, proven=True)
+            except ConflictError:
+                metrics.write_conflict(self.integration.name, "claim")
+                continue  # the run changed under us: re-read and decide again
+            if outcome is not None:  # always: a decision on the run as read ends in an outcome
+                return outcome
+        return Outcome("retry", "the run kept changing while being recorded", "ConflictRetriesExhausted")
+
+    def _decide(self, event: RunEvent, live: Run, *, proven: bool) -> Outcome | None:
+        """Decide on ``live``: the run as read (``proven``), or the event's own object.
+
+        The event's object may be ignored on its own word (what it shows is reported already, or
+        not asked for: its own event, or a later one, reports the rest), and the claim's conditional
+        write proves it live. Anything else (a call without a claim, a refusal to record, a claim
+        in flight) needs the live run first: ``None`` asks for it.
+        """
         if live.uid != event.run.uid:
             return Outcome("ignored", "the event is about an earlier run with the same name")
         if not opted_in(self.integration.name, live.annotations):
             return Outcome("ignored", "the run no longer carries this integration's annotations")
         record = self.store.read(live)
+        if not proven and record is not None and record.claim is not None:
+            return None  # in flight, or recorded since, or left unwritten here: the live run says
         state = RunState.of(live)
         unwritten = self._take_unwritten(live, record, state)
         if unwritten is not None:  # the side effect happened; only its record is missing
@@ -154,7 +183,8 @@ class Processor(Generic[ConfigT, SettingsT]):
             config = load_config(self.integration.config, self.integration.name, live.annotations)
             settings = self.integration.settings.load()
         except PermanentError as e:
-            return self._record(live, live, record, "False", e.reason, e.message, {})
+            # Only the live run's own configuration is refused on the run.
+            return self._record(live, live, record, "False", e.reason, e.message, {}) if proven else None
         ctx = Context(
             integration=self.integration.name,
             run=live,
@@ -170,9 +200,12 @@ class Processor(Generic[ConfigT, SettingsT]):
         try:
             self._check_policy(ctx)
         except TargetNotAllowedError as e:
-            return self._record(live, live, record, "False", e.reason, e.message, {})
+            return self._record(live, live, record, "False", e.reason, e.message, {}) if proven else None
         acted_on = live
-        if self.integration.needs_claim(ctx):
+        claims = self.integration.needs_claim(ctx)
+        if not proven and not claims:
+            return None  # no conditional write comes before the call to prove the state live: read it
+        if claims:
             claim = new_record(
                 self.integration.name,
                 live,
@@ -183,10 +216,27 @@ class Processor(Generic[ConfigT, SettingsT]):
                 claim=True,
                 now=self.clock(),
             )
-            live = self.store.write(live, claim)
+            with tracing.span("claim"):
+                live = self.store.write(live, claim)
+            if not proven and not self._stored_as_sent(acted_on, live):
+                # Not Tekton's object (one resourceVersion is one object): take back the claim made
+                # on its word and decide on the run as it is, as for any event that is not live.
+                log.warning("%s: the event's run is not the run stored at its resourceVersion", ref_of(live))
+                self.store.withdraw(live)
+                return None
             ctx = replace(ctx, run=live, record=claim)
             record = claim
         return self._act(ctx, acted_on, record)
+
+    def _stored_as_sent(self, sent: Run, stored: Run) -> bool:
+        """Whether the run as the claim's answer has it is the event's object: the same state and
+        configuration. It always is for Tekton's events (one resourceVersion, one object); an event
+        re-addressed to the run's version by anyone else never drives a call."""
+        name = self.integration.name
+        return (stored.uid, stored.generation, stored.state) == (sent.uid, sent.generation, sent.state) and (
+            settings_from_annotations(name, stored.annotations)
+            == settings_from_annotations(name, sent.annotations)
+        )
 
     def _check_policy(self, ctx: Context[ConfigT, SettingsT]) -> None:
         """Refuse destinations the namespace's policy does not allow (DESIGN.md §4)."""
@@ -225,6 +275,7 @@ class Processor(Generic[ConfigT, SettingsT]):
             # Asked again later rather than ignored: if the claimant fails before recording,
             # this delivery is what still reports the state (once the claim is recorded or stale).
             which = "this" if record.claim.state == state else "an earlier"
+            metrics.claim_wait(self.integration.name)
             return Outcome("retry", f"another delivery is reporting {which} state", "Busy", BUSY_RETRY_AFTER)
         return None
 
@@ -233,8 +284,13 @@ class Processor(Generic[ConfigT, SettingsT]):
     ) -> Outcome:
         try:
             with deadline.within(ctx.settings.timeout_seconds) as scope:
+                service = self.integration.faults.service
                 try:
-                    report = self.integration.report(ctx)
+                    with (
+                        tracing.span(f"call {service}"),
+                        metrics.service_call(self.integration.name, service),
+                    ):
+                        report = self.integration.report(ctx)
                 except Exception as e:
                     if not scope.expired:
                         raise
@@ -302,12 +358,15 @@ class Processor(Generic[ConfigT, SettingsT]):
                 now=self.clock(),
             )
             try:
-                self.store.write(target, record)
+                with tracing.span("write record"):
+                    self.store.write(target, record)
             except TemporaryError:
                 self._keep_unwritten(target, previous, record)
                 raise
             except ConflictError:
-                target = self.store.load(ref_of(target))
+                metrics.write_conflict(self.integration.name, "record")
+                with tracing.span("read run"):
+                    target = self.store.load(ref_of(target))
                 fresh = self.store.read(target)
                 if fresh is not None and fresh != previous and _supersedes(fresh, record.run_state):
                     return Outcome(kind, message, reason)

@@ -45,9 +45,10 @@ DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
 class ServiceSettings(BaseModel):
     """Base for a function's settings. Subclasses set ``prefix`` and ``service`` and add fields."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True
-    )
+    # defer_build: a model's validator is built when it first validates, not when a function
+    # that may only ever ignore events is imported. Field docstrings are documentation, read by
+    # ``common.manifests`` from the source; collecting them here would cost every cold start.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     prefix: ClassVar[str] = "TI"
     service: ClassVar[str] = "Integration"

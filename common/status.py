@@ -31,7 +31,7 @@ CLAIM_TTL = timedelta(seconds=120)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)
 
 
 class StatusCondition(_Model):

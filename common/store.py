@@ -65,6 +65,15 @@ class StatusStore:
         self._tep_mirror.write(written, record)
         return written
 
+    def withdraw(self, run: Run) -> None:
+        """Remove this integration's record from ``run`` if it is unchanged (best effort: a claim
+        left behind expires, ``CLAIM_TTL``)."""
+        patch = {"metadata": {"resourceVersion": run.resource_version, "annotations": {self.key: None}}}
+        try:
+            self.client.patch(ref_of(run), patch)
+        except (ConflictError, RunNotFoundError, IntegrationError) as e:
+            log.warning("could not withdraw the claim on %s: %s", ref_of(run), e)
+
 
 class TepStatusMirror:
     """Mirrors records into ``status.integrations`` on clusters whose schema keeps that field."""

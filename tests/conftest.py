@@ -83,9 +83,15 @@ def event_request(sample: dict[str, Any]) -> tuple[dict[str, str], bytes]:
 
 
 def add_run(kube: MemoryRunClient, sample: dict[str, Any]) -> RunRef:
-    """Create the sample's run in the store, as the API server would hold it."""
+    """Create the sample's run in the store, as the API server would hold it.
+
+    The sample then carries the stored ``resourceVersion``, as Tekton's event about the run would:
+    delivered right away, it is the live run; delivered after the run changed, a late event.
+    """
     kind, obj = samples.run_object(sample)
-    return kube.add(kind, obj)
+    ref = kube.add(kind, obj)
+    obj["metadata"]["resourceVersion"] = kube.runs[ref]["metadata"]["resourceVersion"]
+    return ref
 
 
 def advance(kube: MemoryRunClient, ref: RunRef, sample: dict[str, Any]) -> None:

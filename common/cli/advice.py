@@ -50,11 +50,20 @@ def next_step(s: Situation) -> str:
             f"later runs are reported. For this run: {again}"
         )
     refused = [check for check in s.policy if not check.allowed]
-    if refused and (record is None or record.condition.status != "True"):
+    refused_by_record = record is not None and record.condition.reason == "TargetNotAllowed"
+    if refused_by_record or (record is None and refused):
+        # The record decides; without one, the policy read now predicts what the function will do.
+        what = f"{refused[0].value!r} ({refused[0].field})" if refused else "its destination"
+        again = _report_again(run, name, fix_first=False, record=record)
+        again = again if again.startswith("then ") else f"then {again}"
+        if refused_by_record and s.policy and not refused:
+            return (
+                f"The policy refused {name}'s destination when the function ran, and the policy read now "
+                f"allows it: to have the run reported, {again.removeprefix('then ')}"
+            )
         return (
-            f"The policy refuses {refused[0].value!r} for namespace {run.namespace}: ask the cluster "
-            f"administrator to allow it ({refused[0].field}), or target an allowed destination. Then "
-            + _report_again(run, name, fix_first=False, record=record)
+            f"The policy refuses {what} for namespace {run.namespace}: ask the cluster administrator to "
+            f"allow it, or target an allowed destination; {again}"
         )
     if run.parent_pipelinerun and not s.loaded.integration.reports_child_taskruns:
         return (

@@ -22,6 +22,7 @@ from unittest.mock import patch
 import functions_framework
 
 from common import samples
+from common.cli.options import Takes, add_to
 from common.config import RECORD_KEY, annotation_key
 from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunRef
@@ -53,13 +54,21 @@ SCENARIOS: dict[str, list[Step]] = {
 }
 
 
+DESCRIPTION = """\
+Replay sample Tekton event sequences (duplicates and late events included) through the GitHub
+function, with an in-memory cluster and a loopback GitHub: no cluster and no account needed.
+Prints what the function answered to each event, then the record each run ends with.
+"""
+
+
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         help="replay sample Tekton events through the GitHub function, locally",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_to(parser, Takes())
     parser.add_argument(
         "--mode",
         choices=["check-run", "status"],

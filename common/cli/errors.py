@@ -1,14 +1,16 @@
 """The CLI's exit codes and the one place where errors become a message and a code.
 
-Exit codes (docs/cli.md):
+Exit codes (docs/cli.md, and ``EXIT_CODES_HELP`` at the end of ``--help``):
 
-- 0: done; for ``status``, at least one run matched;
-- 1: an error not listed below (a function answered non-2xx to ``send``, ``resync`` left work undone);
+- 0: done; for ``status``, at least one run matched; for ``doctor``, every check passed;
+- 1: an error not listed below (a function answered non-2xx to ``send``, ``resync`` left work
+  undone, ``doctor`` found a problem);
 - 2: bad usage (argparse);
-- 3: ``status`` matched no run: an answer, not an error (for a commit, no build was started);
+- 3: ``status`` matched no run in the namespaces searched: an answer, not an error;
 - 4: the run named on the command line does not exist;
 - 5: no cluster: no kubeconfig, unknown context, or the API server cannot be reached;
-- 6: no permission: the API server answered 401 or 403.
+- 6: no permission: the API server answered 401 or 403 (``doctor``: a check could not be made);
+- 130: interrupted (Ctrl-C), except ``status -w``, which then ends with 0.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ class ExitCode(IntEnum):
     RUN_NOT_FOUND = 4
     NO_CLUSTER = 5
     FORBIDDEN = 6
+
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  done (status: a run matched; doctor: every check passed)
+  1  error (send: the function answered non-2xx; resync: a delivery is left; doctor: a problem)
+  2  bad usage
+  3  status matched no run in the namespaces searched (an answer, not an error)
+  4  the run named does not exist
+  5  no cluster: no kubeconfig, unknown context, or the API server is unreachable
+  6  no permission: the API server answered 401 or 403
+See docs/cli.md."""
 
 
 class CliError(Exception):

@@ -19,15 +19,17 @@ from typing import Any
 from common.cli import integrations
 from common.cli.advice import Situation, next_step
 from common.cli.diagnose import PolicyCheck, check_policy, check_settings
+from common.cli.options import Takes, add_to
 from common.cli.output import condition_colour, dump, format_age, parse_time
 from common.cli.records import IntegrationView, state_text, views_of, wants
 from common.cli.runs import commits_of, find_run
-from common.cli.session import Session, add_cluster_arguments
+from common.cli.session import Session
 from common.config import DOMAIN
 from common.errors import IntegrationError
 from common.events import Run
 from common.integration import Context, Integration
 from common.settings import RuntimeSettings
+from common.status import IntegrationStatus
 from common.store import ref_of
 from common.summary import headline
 
@@ -38,22 +40,43 @@ COMPONENT = "tekton-integrations"
 TEKTON_EVENT_REASONS = frozenset({"CloudEventFailed", "CloudEventSent"})
 
 
+TAKES = Takes(cluster=True, outputs=("text", "json", "yaml"))
+DESCRIPTION = """\
+Explain why a run was, or was not, reported, integration by integration, and what to do.
+
+For each integration the run names: its settings (or each bad annotation with the fix), what
+the cluster's policy allows, the record the function wrote (condition, attempts, last error),
+the run's Kubernetes Events from the integrations, and a next step. The verdict follows the
+record: when the cluster's policy disagrees with it, that is reported as a disagreement.
+
+RUN is NAME, pipelinerun/NAME or taskrun/NAME (also pr/NAME, tr/NAME); a bare name is looked up
+as a PipelineRun, then as a TaskRun.
+
+The policy is read from --policy FILE, else $TI_POLICY_FILE, else the ConfigMap the deployment
+generates (label app.kubernetes.io/name=tekton-integrations, key policy.yaml) in
+--integrations-namespace.
+
+Examples:
+  tekton-integrations explain build-and-test-run-q4m9z -n ci
+  tekton-integrations explain pr/build-and-test-run-q4m9z -o json
+"""
+
+
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "explain",
         help="why a run was or was not reported, and what to do",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_name", metavar="RUN", help="NAME, pipelinerun/NAME or taskrun/NAME")
-    add_cluster_arguments(parser, all_namespaces=False)
+    add_to(parser, TAKES)
     parser.add_argument("--policy", metavar="FILE", help="the tenancy policy file to check against")
     parser.add_argument(
         "--integrations-namespace",
         default=INTEGRATIONS_NAMESPACE,
         help=f"where the functions and their policy ConfigMap live (default {INTEGRATIONS_NAMESPACE})",
     )
-    parser.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
     parser.set_defaults(run=run, takes_session=True)
 
 
@@ -140,11 +163,36 @@ def _explain(
         "problems": [vars(p) for p in settings.problems] if settings else [],
         "policy": [vars(c) for c in checks],
         "policyNote": policy_note,
+        "policyDisagreement": disagreement(view.name, record, checks),
         "record": record.model_dump(mode="json", by_alias=True, exclude_none=True) if record else None,
         "recordNote": view.stored_problem(found),
         "events": [_event(session, e) for e in events if _owner(e, [view.name]) == view.name],
         "nextStep": next_step(situation),
     }
+
+
+def disagreement(name: str, record: IntegrationStatus | None, checks: list[PolicyCheck]) -> str | None:
+    """Where the policy read now disagrees with what the record says happened. The record stands:
+    it is what the function did with the policy it had."""
+    if record is None or not checks:
+        return None
+    refused = [check for check in checks if not check.allowed]
+    condition = record.condition
+    if refused and condition.reason != "TargetNotAllowed":
+        sent = (
+            "reported the run" if condition.status == "True" else f"got past the policy ({condition.reason})"
+        )
+        return (
+            f"the record says {name} {sent}, but the policy read now refuses {refused[0].value!r}: the "
+            "policy changed since, or the functions read another policy file than this one. The "
+            "record stands; the policy applies to the next event."
+        )
+    if not refused and condition.reason == "TargetNotAllowed":
+        return (
+            f"the record says the policy refused {name}'s destination, but the policy read now allows "
+            "it: the policy changed since, or the functions read another policy file than this one."
+        )
+    return None
 
 
 def _policy(
@@ -241,7 +289,8 @@ def _integration_text(session: Session, item: dict[str, Any]) -> list[str]:
         for problem in item["problems"]:
             value = f" = {problem['value']!r}" if problem["value"] is not None else ""
             lines.append(f"    {style.paint('✗', 'red')} {problem['key']}{value}: {problem['problem']}")
-            lines.append(f"      fix: {problem['fix']}")
+            if problem["fix"]:
+                lines.append(f"      fix: {problem['fix']}")
     elif item["configuration"] is not None:
         lines.append("  configuration:")
         width = max((len(k) for k in item["configuration"]), default=0)
@@ -249,11 +298,16 @@ def _integration_text(session: Session, item: dict[str, Any]) -> list[str]:
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
             default = style.dim("  (default)") if key in item["defaults"] else ""
             lines.append(f"    {key.ljust(width)}  {'-' if shown is None else shown}{default}")
+    now = " now" if item["record"] is not None else ""
     for check in item["policy"]:
-        verdict = style.paint("allowed", "green") if check["allowed"] else style.paint("refused", "red")
+        verdict = (
+            style.paint(f"allowed{now}", "green") if check["allowed"] else style.paint(f"refused{now}", "red")
+        )
         lines.append(f"  policy:  {verdict}: {check['message']}")
     if item["policyNote"]:
         lines.append(f"  policy:  {item['policyNote']}")
+    if item["policyDisagreement"]:
+        lines.append(f"  {style.paint('disagreement:', 'yellow')} {item['policyDisagreement']}")
     lines += _record_text(session, item)
     for event in item["events"]:
         lines.append(_event_line(event))

@@ -60,18 +60,43 @@ class Cell:
     colour: str | None = None
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Cell | str]], style: Style) -> str:
-    """Columns aligned like ``kubectl get``: upper-case headers, three spaces between columns."""
-    cells = [[c if isinstance(c, Cell) else Cell(c) for c in row] for row in rows]
+def _cells(rows: Sequence[Sequence[Cell | str]]) -> list[list[Cell]]:
+    return [[c if isinstance(c, Cell) else Cell(c) for c in row] for row in rows]
+
+
+def widths_of(headers: Sequence[str], rows: Sequence[Sequence[Cell | str]]) -> list[int]:
+    """Each column's width: its longest header or cell."""
     widths = [len(h) for h in headers]
-    for row in cells:
+    for row in _cells(rows):
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell.text))
-    lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    return widths
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Cell | str]],
+    style: Style,
+    *,
+    show_headers: bool = True,
+    widths: Sequence[int] | None = None,
+) -> str:
+    """Columns aligned like ``kubectl get``: upper-case headers, three spaces between columns.
+
+    ``show_headers=False`` is ``--no-headers``; ``widths`` keeps the columns of an earlier print
+    (``status -w`` prints more rows under its first table), widened where a cell needs it.
+    """
+    cells = _cells(rows)
+    found = widths_of(headers, rows)
+    if widths is not None:
+        found = [max(a, b) for a, b in zip(found, widths, strict=True)]
+    lines = []
+    if show_headers:
+        lines.append("   ".join(h.ljust(w) for h, w in zip(headers, found, strict=True)).rstrip())
     for row in cells:
         parts = [
             style.paint(cell.text, cell.colour) + " " * (width - len(cell.text))
-            for cell, width in zip(row, widths, strict=True)
+            for cell, width in zip(row, found, strict=True)
         ]
         lines.append("   ".join(parts).rstrip())
     return "\n".join(lines)

@@ -15,34 +15,26 @@ a record (the function asked for a retry, or could not be reached); the next res
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from common import registry
 from common.cli import integrations
 from common.cli.delivery import post, url_argument
 from common.cli.errors import CliError, ExitCode
+from common.cli.options import Takes, add_to, duration_argument
 from common.cli.output import Cell, dump, parse_time, table
 from common.cli.records import Need, need_of, views_of
 from common.cli.runs import RunFilter, add_filter_arguments, list_runs
-from common.cli.session import Session, add_cluster_arguments
+from common.cli.session import Session
+from common.cli.status import unknown_prefix_warning
 from common.cli.tekton_events import event_for_run
 from common.events import Run, parse_event
 from common.runtime import Processor
 from common.settings import RuntimeSettings
 
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DONE_OUTCOMES = frozenset({"reported", "failed", "ignored"})
 """Outcomes after which nothing is left to deliver (``failed`` is recorded on the run)."""
-
-
-def duration_argument(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``7d``, ``1h30m``."""
-    parts = _DURATION.findall(text.strip().lower())
-    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 30m, 2h, 7d or 1h30m")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
 
 
 def named_url_argument(text: str) -> tuple[str, str]:
@@ -53,14 +45,42 @@ def named_url_argument(text: str) -> tuple[str, str]:
     return name.strip(), url_argument(url.strip())
 
 
+TAKES = Takes(
+    cluster=True, all_namespaces=True, selector=True, outputs=("table", "json", "yaml", "name"), headers=True
+)
+DESCRIPTION = """\
+Deliver again the events of runs whose records lag behind them: the safety net for lost events
+(Tekton retries each event for about 20 seconds, then drops it).
+
+For each integration a run opted into, a run needs it when it has finished and its record is
+missing (NoRecord) or answers an earlier state (NotFinal), or when its record is Unknown (a retry
+is pending). Child TaskRuns, runs whose record another delivery has just claimed, and states the
+run's settings do not ask to report are left out. Annotations under a prefix that names no
+installed integration (a typo such as githib) are reported as warnings and skipped.
+
+Deliveries run in this process (the functions' credentials are needed in the environment), or go
+to each function's URL with --url NAME=URL, or to every integration's with --url-template, where
+{name} stands for the integration (only list access to runs is needed). It is safe to run
+alongside the functions: a state is reported once, whoever delivers it.
+
+Examples:
+  tekton-integrations resync -n ci --dry-run
+  tekton-integrations resync -A --since 24h --url github=http://github.tekton-integrations.svc.cluster.local
+  tekton-integrations resync -A --since 24h --url-template 'http://{name}.tekton-integrations.svc.cluster.local'
+
+Exit code 1 when a delivery did not end in a record (the function asked for a retry, or could
+not be reached); the next resync tries again.
+"""
+
+
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "resync",
         help="deliver again the events of runs whose records lag behind",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_cluster_arguments(parser)
+    add_to(parser, TAKES)
     add_filter_arguments(parser)
     parser.add_argument(
         "--since",
@@ -77,19 +97,43 @@ def add_parser(commands: Any) -> None:
         metavar="NAME=URL",
         help="deliver to this function URL instead of in-process (repeat per integration)",
     )
-    parser.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    parser.add_argument(
+        "--url-template",
+        type=url_template_argument,
+        metavar="URL",
+        help="deliver to every integration's function at this URL, {name} standing for the integration "
+        "(--url wins for the integrations it names)",
+    )
     parser.set_defaults(run=run, takes_session=True)
+
+
+def url_template_argument(text: str) -> str:
+    """``http://{name}.tekton-integrations.svc.cluster.local``: a URL once ``{name}`` is filled in."""
+    if "{name}" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} has no {{name}} to stand for the integration")
+    try:
+        url_argument(text.replace("{name}", "github"))
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from e
+    return text
 
 
 def run(session: Session) -> int:
     args = session.args
     urls: dict[str, str] = dict(args.url)
-    needs = find_needs(session, RunFilter.from_args(args), args.since)
+    if args.url_template:
+        urls = {name: args.url_template.format(name=name) for name in integrations.available()} | urls
+    needs, warnings = find_needs(session, RunFilter.from_args(args), args.since)
+    for warning in warnings:
+        session.warning(warning)
     processors: dict[str, Processor[Any, Any]] = {}
     results = [] if args.dry_run else [_deliver(session, need, urls, processors) for need in needs]
     items = [_item(need, results[i] if results else None) for i, need in enumerate(needs)]
-    if args.output != "table":
-        session.print(dump({"items": items}, args.output))
+    if args.output in ("json", "yaml"):
+        session.print(dump({"items": items, "warnings": warnings}, args.output))
+    elif args.output == "name":
+        for item in items:
+            session.print(f"{item['kind'].lower()}.tekton.dev/{item['name']}")
     elif items:
         session.print(_table(session, items))
     else:
@@ -99,19 +143,27 @@ def run(session: Session) -> int:
     return ExitCode.ERROR if undone else ExitCode.OK
 
 
-def find_needs(session: Session, keep: RunFilter, since: timedelta | None) -> list[Need]:
-    """Every (run, integration) whose record lags behind the run, oldest run first."""
+def find_needs(session: Session, keep: RunFilter, since: timedelta | None) -> tuple[list[Need], list[str]]:
+    """Every (run, integration) whose record lags behind the run, oldest run first; and a warning
+    for each run whose annotations name no installed integration (skipped: nothing could read them)."""
     now = session.clock()
     settings = RuntimeSettings.from_env()
-    needs = []
+    known = registry.names()
+    needs, warnings = [], []
     for found in reversed(list_runs(session.cluster, session.scope, keep)):
         if since is not None and not _recent(found, now - since):
             continue
         for view in views_of(session.cluster, found, keep.integration):
+            if view.name not in known:
+                if view.configured:
+                    warnings.append(
+                        unknown_prefix_warning(found.kind, found.name, found.namespace, view.name)
+                    )
+                continue
             need = need_of(found, view, integrations.load(view.name), now, settings)
             if need is not None:
                 needs.append(need)
-    return needs
+    return needs, warnings
 
 
 def _recent(found: Run, cutoff: datetime) -> bool:
@@ -181,4 +233,4 @@ def _table(session: Session, items: list[dict[str, Any]]) -> str:
             colour = "green" if result["outcome"] in DONE_OUTCOMES else "red"
             row.append(Cell(f"{result['outcome']}: {result['detail']}", colour))
         rows.append(row)
-    return table(headers, rows, session.style)
+    return table(headers, rows, session.style, show_headers=not session.args.no_headers)

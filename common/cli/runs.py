@@ -1,8 +1,9 @@
 """Finding runs: one named on the command line, or every run in scope that passes the filters.
 
 Owns the ``RUN`` argument (``NAME``, ``pipelinerun/NAME``, ``taskrun/NAME``, ``pr/NAME``,
-``tr/NAME``), the shared filters (``--kind``, ``--repo``, ``--sha``, ``--integration``,
-``-l``) and which commit a run builds, read from its github/gitlab annotations.
+``tr/NAME``, ``pipelinerun.tekton.dev/NAME`` as ``-o name`` prints it), the shared filters
+(``--kind``, ``--repo``, ``--sha``, ``--integration``, ``-l``) and which commit a run builds: read
+from its annotations (any prefix, a misspelt one too) or from a revision-like parameter.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from common import registry
 from common.cli.errors import CliError, ExitCode
 from common.cli.integrations import names_on
 from common.cli.session import Cluster
@@ -65,9 +67,10 @@ def split_run_argument(text: str) -> tuple[RunKind | None, str]:
     prefix, slash, name = text.partition("/")
     if not slash:
         return None, text
-    if prefix.lower() not in KINDS or not name:
+    prefix = prefix.lower().removesuffix(".tekton.dev")
+    if prefix not in KINDS or not name:
         raise CliError(f"{text!r} is not a run: use NAME, pipelinerun/NAME or taskrun/NAME", ExitCode.USAGE)
-    return KINDS[prefix.lower()], name
+    return KINDS[prefix], name
 
 
 def find_run(cluster: Cluster, namespace: str, text: str) -> Run:
@@ -100,22 +103,62 @@ class Commit:
 
 
 def commits_of(run: Run) -> list[Commit]:
-    """From ``github.../{owner,repo,sha|commit}`` and ``gitlab.../{project,sha|commit}``."""
+    """From every prefix's ``{owner,repo,sha|commit}`` (GitHub) or ``{project,sha|commit}`` (GitLab)
+    annotations; a misspelt prefix (``githib``) counts too, so its run is still found."""
     notes = run.annotations
     found = []
+    for name in names_on(notes):
 
-    def value(integration: str, *keys: str) -> str:
-        return next(
-            (notes[k] for key in keys if (k := annotation_key(integration, key)) in notes), ""
-        ).strip()
+        def value(*keys: str, name: str = name) -> str:
+            return next((notes[k] for key in keys if (k := annotation_key(name, key)) in notes), "").strip()
 
-    sha = value("github", "sha", "commit")
-    owner, repo = value("github", "owner"), value("github", "repo")
-    if owner or repo or sha:
-        found.append(Commit("github", f"{owner}/{repo}" if owner and repo else "", sha.lower()))
-    sha, project = value("gitlab", "sha", "commit"), value("gitlab", "project")
-    if project or sha:
-        found.append(Commit("gitlab", project, sha.lower()))
+        sha = value("sha", "commit")
+        owner, repo, project = value("owner"), value("repo"), value("project")
+        full = project or (f"{owner}/{repo}" if owner and repo else "")
+        if sha or full or owner or repo:
+            found.append(Commit(name, full, sha.lower()))
+    return found
+
+
+REVISION_PARAM = re.compile(r"(?i)(revision|commit|sha)")
+"""A parameter whose name says it holds the commit (``revision``, ``git-commit``, ``head-sha``...)."""
+REPOSITORY_PARAM = re.compile(r"(?i)(repo|git)")
+"""A parameter whose name says it holds the repository URL (``repo-url``, ``git-url``...)."""
+_HEX = re.compile(r"^[0-9a-f]{4,64}$")
+
+
+def params_naming(run: Run, sha: str) -> list[str]:
+    """Names of the run's revision-like parameters whose value is that commit (either may be a prefix)."""
+    names = []
+    for name, raw in _params(run):
+        value = raw.strip().lower()
+        if (
+            REVISION_PARAM.search(name)
+            and _HEX.match(value)
+            and (value.startswith(sha) or sha.startswith(value))
+        ):
+            names.append(name)
+    return names
+
+
+def _params(run: Run) -> list[tuple[str, str]]:
+    params = (run.raw.get("spec") or {}).get("params") or []
+    return [
+        (str(param["name"]), param["value"])
+        for param in params
+        if isinstance(param, Mapping) and "name" in param and isinstance(param.get("value"), str)
+    ]
+
+
+def _repos_in_params(run: Run) -> list[str]:
+    """Repository paths the parameters name: ``https://github.com/acme/widget.git`` is ``acme/widget``."""
+    found = []
+    for name, value in _params(run):
+        if not REPOSITORY_PARAM.search(name):
+            continue
+        match = re.match(r"^(?:[a-z+]+://[^/]+/|git@[^:]+:)(?P<path>[^?#\s]+?)(?:\.git)?/?$", value.strip())
+        if match:
+            found.append(match["path"].lower())
     return found
 
 
@@ -140,17 +183,52 @@ class RunFilter:
             selector=args.selector,
         )
 
-    def matches(self, run: Run) -> bool:
-        if self.integration and self.integration not in names_on(run.annotations):
-            return False
-        if self.repo is None and self.sha is None:
-            return True
-        return any(self._matches_commit(commit) for commit in commits_of(run))
+    @property
+    def by_commit(self) -> bool:
+        return self.repo is not None or self.sha is not None
 
-    def _matches_commit(self, commit: Commit) -> bool:
-        if self.repo is not None and commit.repo.lower() != self.repo.lower():
+    def matches(self, run: Run) -> bool:
+        return self.matched_by(run) is not None
+
+    def matched_by(self, run: Run) -> list[str] | None:
+        """How the run matches the commit filters (``annotation``, ``param revision``...); ``[]``
+        without commit filters; ``None`` when it does not match."""
+        if self.integration and self.integration not in names_on(run.annotations):
+            return None
+        if not self.by_commit:
+            return []
+        commits = commits_of(run)
+        known = registry.names()
+        how = []
+        for commit in commits:
+            if self._matches_commit(commit, run):
+                how.append(
+                    "annotation"
+                    if commit.integration in known
+                    else f"annotation {commit.integration}.* (unknown)"
+                )
+        annotated = any(commit.sha for commit in commits)
+        if self.sha is not None and (how or not annotated) and self._repo_possible(run, commits):
+            # A parameter counts unless the annotations name another commit: they are what reports.
+            how += [f"param {name}" for name in params_naming(run, self.sha)]
+        return list(dict.fromkeys(how)) or None
+
+    def _matches_commit(self, commit: Commit, run: Run) -> bool:
+        if self.sha is not None and not (commit.sha and commit.sha.startswith(self.sha)):
             return False
-        return self.sha is None or (bool(commit.sha) and commit.sha.startswith(self.sha))
+        if self.repo is None:
+            return True
+        if commit.repo:
+            return commit.repo.lower() == self.repo.lower()
+        repos = _repos_in_params(run)
+        return not repos or self.repo.lower() in repos
+
+    def _repo_possible(self, run: Run, commits: list[Commit]) -> bool:
+        """Whether the run may build ``repo``: nothing names another repository."""
+        if self.repo is None:
+            return True
+        named = [c.repo.lower() for c in commits if c.repo] + _repos_in_params(run)
+        return not named or self.repo.lower() in named
 
     def describe(self) -> str:
         """``commit 9f1c2e7 of acme/widget``, for messages."""
@@ -161,6 +239,8 @@ class RunFilter:
             parts.append(f"{'of' if self.sha else 'repository'} {self.repo}")
         if self.integration:
             parts.append(f"using {self.integration}")
+        if self.selector:
+            parts.append(f"with labels {self.selector}")
         return " ".join(parts) or "the filters"
 
 
@@ -170,7 +250,10 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         "--repo", type=repo_argument, metavar="OWNER/REPO", help="runs reporting to this repository"
     )
     group.add_argument(
-        "--sha", type=sha_argument, metavar="SHA", help="runs for this commit (a prefix will do)"
+        "--sha",
+        type=sha_argument,
+        metavar="SHA",
+        help="runs for this commit, by annotation or by a revision parameter (a prefix will do)",
     )
     group.add_argument(
         "--integration", metavar="NAME", help="runs using this integration (github, slack, ...)"
@@ -178,7 +261,6 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--kind", type=kind_argument, metavar="KIND", help="pipelinerun or taskrun (default: both)"
     )
-    group.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector, as in kubectl")
 
 
 def list_runs(cluster: Cluster, namespace: str | None, keep: RunFilter) -> list[Run]:
@@ -195,17 +277,3 @@ def list_runs(cluster: Cluster, namespace: str | None, keep: RunFilter) -> list[
     return sorted(
         runs, key=lambda r: (str(r.raw["metadata"].get("creationTimestamp") or ""), r.name), reverse=True
     )
-
-
-def params_naming(run: Run, sha: str) -> list[str]:
-    """Names of the run's parameters whose value is (a prefix-match of) ``sha``."""
-    params = (run.raw.get("spec") or {}).get("params") or []
-    return [
-        str(param["name"])
-        for param in params
-        if isinstance(param, Mapping)
-        and isinstance(param.get("value"), str)
-        and len(param["value"]) >= len(sha)
-        and param["value"].strip().lower().startswith(sha)
-        and "name" in param
-    ]

@@ -9,6 +9,7 @@ need a cluster.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,8 @@ from common.runclient import RunClient, RunRef
 
 
 class Cluster(RunClient, Protocol):
-    """A ``RunClient`` that can also list runs, a run's Kubernetes Events, and read a ConfigMap."""
+    """A ``RunClient`` that can also list runs, a run's Kubernetes Events, read a ConfigMap, and
+    read any object (``doctor``; a Secret comes with its keys, never its values)."""
 
     def list_runs(
         self, kind: RunKind, namespace: str | None, label_selector: str | None = None
@@ -36,6 +38,18 @@ class Cluster(RunClient, Protocol):
         """``key`` of the newest matching ConfigMap, or ``None``."""
         ...
 
+    def get_object(
+        self, api_version: str, resource: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """One object as JSON (``v1`` ``secrets``, ``serving.knative.dev/v1`` ``services``...) or ``None``."""
+        ...
+
+    def list_objects(
+        self, api_version: str, resource: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of a resource in ``namespace``, or in every namespace when it is ``None``."""
+        ...
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -45,24 +59,37 @@ class Connection:
     namespace: str
 
 
-Connector = Callable[[str | None], Connection]
-"""Makes the connection for a kubeconfig context (``None``: the current one)."""
+@dataclass(frozen=True)
+class Target:
+    """Which cluster, as the command line says: ``--kubeconfig``, ``--context``, ``--as``, ``--as-group``."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    as_user: str | None = None
+    as_groups: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Target:
+        return cls(
+            kubeconfig=getattr(args, "kubeconfig", None),
+            context=getattr(args, "context", None),
+            as_user=getattr(args, "as_user", None),
+            as_groups=tuple(getattr(args, "as_groups", None) or ()),
+        )
 
 
-def kube_connector(context: str | None) -> Connection:
-    """The real cluster: in-cluster service account, else ``KUBECONFIG`` and ``--context``."""
+Connector = Callable[[Target], Connection]
+"""Makes the connection for a target."""
+
+
+def kube_connector(target: Target) -> Connection:
+    """The real cluster: in-cluster service account, else the kubeconfig (``--kubeconfig``,
+    ``$KUBECONFIG``, ``~/.kube/config``) and ``--context``; impersonating as it says, or ``--as``."""
     from common import kube  # noqa: PLC0415 -- kubernetes is imported only when a cluster is used
 
-    return Connection(kube.connect(context), kube.current_namespace(context))
-
-
-def add_cluster_arguments(parser: argparse.ArgumentParser, *, all_namespaces: bool = True) -> None:
-    """``-n``, ``-A`` and ``--context``, as ``kubectl`` spells them."""
-    group = parser.add_argument_group("cluster")
-    group.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
-    if all_namespaces:
-        group.add_argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
-    group.add_argument("--context", help="kubeconfig context to use (default: the current one)")
+    acting = kube.Impersonation(target.as_user, target.as_groups) if target.as_user else None
+    cluster = kube.connect(target.context, kubeconfig=target.kubeconfig, impersonate=acting)
+    return Connection(cluster, kube.current_namespace(target.context, kubeconfig=target.kubeconfig))
 
 
 @dataclass
@@ -73,14 +100,18 @@ class Session:
     out: TextIO
     err: TextIO
     style: Style
+    """For what is written to ``out``."""
     clock: Callable[[], datetime]
     env: Mapping[str, str]
     connector: Connector = kube_connector
+    sleeper: Callable[[float], None] = time.sleep
+    err_style: Style = field(default_factory=Style)
+    """For what is written to ``err``."""
     _connection: Connection | None = field(default=None, repr=False)
 
     def connection(self) -> Connection:
         if self._connection is None:
-            self._connection = self.connector(getattr(self.args, "context", None))
+            self._connection = self.connector(Target.from_args(self.args))
         return self._connection
 
     @property
@@ -103,8 +134,21 @@ class Session:
         """The namespace to list in; ``None`` with ``-A``."""
         return None if getattr(self.args, "all_namespaces", False) else self.namespace
 
+    @property
+    def namespace_chosen(self) -> bool:
+        """``-n`` or ``-A`` was given: the user chose where to look."""
+        return bool(getattr(self.args, "namespace", None) or getattr(self.args, "all_namespaces", False))
+
     def print(self, text: str = "") -> None:
         print(text, file=self.out)
 
     def warn(self, text: str) -> None:
         print(text, file=self.err)
+
+    def warning(self, text: str) -> None:
+        """``warning: text`` on stderr, as kubectl writes its warnings."""
+        print(f"{self.err_style.paint('warning:', 'yellow')} {text}", file=self.err)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between polls (``status -w``); tests replace it."""
+        self.sleeper(seconds)

@@ -79,10 +79,23 @@ def v1_status(kind: RunKind, status: dict[str, Any]) -> dict[str, Any]:
 
 
 def addressed_to(sample: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the sample event about the ``live`` run: its namespace, uid, resourceVersion and
-    generation, as Tekton's events controller would send it."""
+    """A copy of the sample event about the ``live`` run: its namespace, uid, resourceVersion,
+    generation, labels and annotations (records included), as Tekton's events controller would send
+    it. One resourceVersion is one object: a sample in another state than ``live`` is an event about
+    another version of the run, so it carries an older resourceVersion (a late or repeated event)."""
     event = copy.deepcopy(sample)
     _, obj = run_object(event)
     for key in ("namespace", "uid", "resourceVersion", "generation"):
         obj["metadata"][key] = live["metadata"][key]
+    for key in ("labels", "annotations"):
+        if key in live["metadata"]:
+            obj["metadata"][key] = copy.deepcopy(live["metadata"][key])
+    if _succeeded(obj) != _succeeded(live):
+        obj["metadata"]["resourceVersion"] = "1"
     return event
+
+
+def _succeeded(obj: dict[str, Any]) -> tuple[Any, Any]:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    found = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Succeeded"), {})
+    return found.get("status"), found.get("reason")

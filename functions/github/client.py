@@ -9,17 +9,74 @@ are obtained.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
+import sys
 import threading
+import types
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from github import Auth, Github, GithubIntegration
 from pydantic import SecretStr
-from urllib3.util.retry import Retry
 
 from common import ServiceSettings
 from common.redaction import remember
+
+if TYPE_CHECKING:  # PyGithub is imported when the first client is built, by the first report
+    from github import Auth, Github, GithubIntegration
+    from urllib3.util.retry import Retry
+
+
+class _ImportedOnUse(types.ModuleType):
+    """Stands in for a module until one of its attributes is read, then imports the module."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(_import_now(self.__name__), attribute)
+
+
+_importing = threading.RLock()
+
+
+def _import_now(name: str) -> types.ModuleType:
+    with _importing:
+        if isinstance(sys.modules.get(name), _ImportedOnUse):
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+
+def defer_unused_dependencies() -> None:
+    """Leave what PyGithub imports for features this runtime does not use unimported until used.
+
+    PyGithub's package imports ``github.Auth``, which imports ``jwt`` (PyJWT, and with it
+    ``cryptography``: about 9 MB and 20-50 ms) for one call, ``jwt.encode``, which signs a GitHub
+    App's JWT; and ``github.PublicKey``, which imports ``nacl`` (PyNaCl, 1.4 MB) to encrypt Actions
+    secrets. Until something reads one of their attributes, ``sys.modules`` holds a stand-in that
+    carries the real module's spec; the first read imports the real module, which replaces the
+    stand-in, and is answered from it. A token never signs anything; an App signs on its first token.
+    """
+    for name in DEFERRED_MODULES:
+        if name in sys.modules:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except ImportError:
+            spec = None
+        if spec is None:
+            continue  # not installed: PyGithub's own import reports it
+        with _importing:
+            if name not in sys.modules:
+                stand_in = _ImportedOnUse(name)
+                stand_in.__spec__ = spec
+                sys.modules[name] = stand_in
+                parent, _, child = name.rpartition(".")
+                if parent:  # as the import system does: ``import nacl.public`` reads nacl.public
+                    setattr(sys.modules[parent], child, stand_in)
+
+
+DEFERRED_MODULES = ("jwt", "nacl.encoding", "nacl.public")
+"""Imported by PyGithub at import time, used by none of the calls made here (see above)."""
+defer_unused_dependencies()
 
 DEFAULT_API_URL = "https://api.github.com"
 TOKEN_REFRESH_MARGIN = timedelta(minutes=5)
@@ -52,6 +109,8 @@ class GitHubSettings(ServiceSettings):
 
 def bounded_retry() -> Retry:
     """Retry only failed connections (nothing was sent), twice, quickly; never sleep on a status."""
+    from urllib3.util.retry import Retry  # noqa: PLC0415 -- with the first client
+
     return Retry(
         total=2,
         connect=2,
@@ -81,6 +140,8 @@ class GitHubClients:
         self._local = threading.local()
         self._app_auth: Auth.AppAuth | None = None
         if settings.app_id and settings.app_private_key:
+            from github import Auth  # noqa: PLC0415 -- PyGithub only once a run is reported
+
             self._app_auth = Auth.AppAuth(settings.app_id, settings.app_private_key.get_secret_value())
         elif not settings.token:
             raise settings.not_configured(
@@ -91,6 +152,8 @@ class GitHubClients:
             )
 
     def for_repo(self, owner: str, repo: str) -> Github:
+        from github import Auth, Github  # noqa: PLC0415 -- PyGithub only once a run is reported
+
         if self._app_auth is not None:
             token = self._installation_token(owner, repo)
         else:
@@ -118,6 +181,8 @@ class GitHubClients:
 
     def _app(self) -> GithubIntegration:
         """The App's client for this thread."""
+        from github import GithubIntegration  # noqa: PLC0415 -- App auth only
+
         app: GithubIntegration | None = getattr(self._local, "app", None)
         if app is None:
             assert self._app_auth is not None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import requests
-from github import GithubException, RateLimitExceededException
+from typing import TYPE_CHECKING
 
 from common import Faults
 from common.errors import IntegrationError
+
+if TYPE_CHECKING:  # PyGithub and requests are imported by the first report, before any error
+    from github import GithubException
 
 FAULTS = Faults(
     "GitHub",
@@ -24,6 +25,9 @@ FAULTS = Faults(
 
 def classify(error: Exception, what: str) -> IntegrationError:
     """The runtime error for a failed GitHub call; ``what`` names the call, e.g. ``create check run``."""
+    import requests  # noqa: PLC0415 -- loaded already by the call that failed
+    from github import GithubException  # noqa: PLC0415
+
     if isinstance(error, GithubException):
         headers = {k.lower(): v for k, v in (error.headers or {}).items()}
         detail = _message(error.data)
@@ -43,6 +47,8 @@ def classify(error: Exception, what: str) -> IntegrationError:
 
 def _rate_limited(error: GithubException, headers: Mapping[str, str], detail: str) -> bool:
     """A primary limit (nothing left) or a secondary one, which GitHub answers with 403."""
+    from github import RateLimitExceededException  # noqa: PLC0415 -- loaded already by the call
+
     return isinstance(error, RateLimitExceededException) or (
         error.status == 403
         and (headers.get("x-ratelimit-remaining") == "0" or "rate limit" in detail.lower())

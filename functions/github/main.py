@@ -15,13 +15,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from github import GithubException
-from github.CheckRun import CheckRun
-from github.Repository import Repository
 from pydantic import AliasChoices, BeforeValidator, Field, StringConstraints
-from requests.exceptions import RequestException
 
 from common import Context, Destinations, Idempotency, Integration, IntegrationConfig, Report, serve
 from common.settings import PerSettings
@@ -33,6 +29,11 @@ from functions.github.presentation import (
     commit_state,
     default_context,
 )
+
+if TYPE_CHECKING:  # PyGithub (and requests) is imported by the first report
+    from github import Github
+    from github.CheckRun import CheckRun
+    from github.Repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +63,46 @@ Ctx = Context[GitHubConfig, GitHubSettings]
 
 
 def report(ctx: Ctx) -> Report:
+    from github import GithubException  # noqa: PLC0415 -- PyGithub only for a run it reports
+    from requests.exceptions import RequestException  # noqa: PLC0415
+
     config = ctx.config
     context = config.context or default_context(ctx.run)
     step = "look up the GitHub App installation"
     clients = _github_clients(ctx.settings)
     try:
-        repo = clients.for_repo(config.owner, config.repo).get_repo(f"{config.owner}/{config.repo}")
-        if config.mode == "status":
-            step = "create commit status"
-            return _post_status(ctx, repo, context)
-        step = "find this run's check run"
-        check = _own_check_run(ctx, repo, context)
-        step = "update check run" if check is not None else "create check run"
-        return _upsert_check_run(ctx, repo, context, check)
+        github = clients.for_repo(config.owner, config.repo)
+        try:
+            repo = github.get_repo(f"{config.owner}/{config.repo}")
+            if config.mode == "status":
+                step = "create commit status"
+                return _post_status(ctx, repo, context)
+            step = "find this run's check run"
+            check = _own_check_run(ctx, repo, context)
+            step = "update check run" if check is not None else "create check run"
+            return _upsert_check_run(ctx, repo, context, check)
+        finally:
+            _note_budget(github)
     except (GithubException, RequestException) as e:
         if isinstance(e, GithubException) and e.status in (401, 404):
             clients.forget_installation(config.owner, config.repo)  # uninstalled or moved: look again
         raise classify(e, f"{step} on {config.owner}/{config.repo}") from e
+
+
+def _note_budget(github: Github) -> None:
+    """Pass on the rate-limit budget GitHub's last answer reported (PyGithub keeps it from the
+    headers of every answer; ``Github.rate_limiting`` itself may ask GitHub again)."""
+    requester = github.requester
+    remaining, limit = requester.rate_limiting
+    if limit >= 0:
+        FAULTS.seen(
+            {
+                "x-ratelimit-remaining": str(remaining),
+                "x-ratelimit-limit": str(limit),
+                "x-ratelimit-reset": str(requester.rate_limiting_resettime),
+                "x-ratelimit-resource": "core",  # the REST budget every call here draws on
+            }
+        )
 
 
 def _post_status(ctx: Ctx, repo: Repository, context: str) -> Report:
@@ -112,6 +136,8 @@ def _own_check_run(ctx: Ctx, repo: Repository, context: str) -> CheckRun | None:
 
 
 def _recorded_check_run(repo: Repository, recorded: str) -> CheckRun | None:
+    from github import GithubException  # noqa: PLC0415 -- imported already by report
+
     if not recorded.isdigit() or len(recorded) > 20:
         return None
     try:

@@ -10,16 +10,18 @@ a redirect carrying the ``PRIVATE-TOKEN`` header along.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
-import gitlab
-import requests
 from pydantic import AfterValidator, Field, SecretStr
 
 from common import ServiceSettings
 from common.settings import PerSettings
 from functions.gitlab.errors import GitLabAnswerError
+
+if TYPE_CHECKING:  # python-gitlab and requests are imported when the first client is built
+    import gitlab
+    import requests
 
 DEFAULT_URL = "https://gitlab.com"
 
@@ -52,6 +54,9 @@ class GitLabSettings(ServiceSettings):
 
 
 def _client(settings: GitLabSettings) -> gitlab.Gitlab:
+    import gitlab  # noqa: PLC0415 -- only for a run that sets a commit status
+    import requests  # noqa: PLC0415
+
     settings.require("token")
     assert settings.token is not None
     session = requests.Session()

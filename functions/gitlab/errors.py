@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import requests
-from gitlab.exceptions import GitlabError
-
 from common import Faults, TemporaryError
 from common.errors import IntegrationError
 
@@ -42,6 +39,9 @@ def is_already_there(error: GitLabAnswerError) -> bool:
 
 def classify(error: Exception, what: str) -> IntegrationError:
     """The runtime error for a failed GitLab call; ``what`` names the call and the project."""
+    import requests  # noqa: PLC0415 -- python-gitlab and requests: loaded already by the call
+    from gitlab.exceptions import GitlabError  # noqa: PLC0415
+
     if isinstance(error, GitLabAnswerError):
         if error.status == RESOURCE_LOCK:
             return TemporaryError(FAULTS.reason("Unavailable"), f"GitLab answered 409 to {what}: try again")

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from gitlab.exceptions import GitlabError
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, StringConstraints
-from requests.exceptions import RequestException
 
 from common import (
     Context,
@@ -63,6 +61,9 @@ Ctx = Context[GitLabConfig, GitLabSettings]
 
 
 def report(ctx: Ctx) -> Report:
+    from gitlab.exceptions import GitlabError  # noqa: PLC0415 -- python-gitlab only for a run it reports
+    from requests.exceptions import RequestException  # noqa: PLC0415
+
     config, settings = ctx.config, ctx.settings
     if config.url is not None and config.url != settings.url:
         raise TargetNotAllowedError(

@@ -24,20 +24,20 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import SecretStr, field_validator
-from slack_sdk import WebClient, WebhookClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry import FixedValueRetryIntervalCalculator, HttpRequest, HttpResponse, RetryHandler
-from slack_sdk.http_retry.state import RetryState
-from slack_sdk.web import SlackResponse
 
 from common import ServiceSettings
 from common.errors import IntegrationError
 from functions.slack.errors import ERROR_CODE, classify, unreachable
 from functions.slack.message import SlackMessage
 from functions.slack.ownership import CHANNEL_ID
+
+if TYPE_CHECKING:  # slack_sdk is imported when the first client is built, for a run that posts
+    from slack_sdk.http_retry import RetryHandler
+    from slack_sdk.web import SlackResponse
 
 DEFAULT_API_URL = "https://slack.com/api/"
 UNREADABLE = frozenset({"missing_scope", "not_allowed_token_type", "not_in_channel", "channel_not_found"})
@@ -99,22 +99,38 @@ class SlackSettings(ServiceSettings):
         return max(1, math.ceil(self.timeout_seconds))
 
 
-class RefusedConnectionRetry(RetryHandler):
+def refused_connection_retry() -> RetryHandler:
     """Retry a refused connection twice, 0.2 s apart: nothing was sent, so nothing can repeat."""
+    return _refused_connection_retry()()
 
-    def __init__(self) -> None:
-        super().__init__(max_retry_count=2, interval_calculator=FixedValueRetryIntervalCalculator(0.2))
 
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        reason = getattr(error, "reason", None)
-        return response is None and isinstance(reason, ConnectionRefusedError)
+@cache
+def _refused_connection_retry() -> type[RetryHandler]:
+    """The handler's class, defined with slack_sdk's base class when the first client needs it."""
+    from slack_sdk.http_retry import (  # noqa: PLC0415 -- slack_sdk only for a run that posts
+        FixedValueRetryIntervalCalculator,
+        HttpRequest,
+        HttpResponse,
+        RetryHandler,
+    )
+    from slack_sdk.http_retry.state import RetryState  # noqa: PLC0415
+
+    class RefusedConnectionRetry(RetryHandler):
+        def __init__(self) -> None:
+            super().__init__(max_retry_count=2, interval_calculator=FixedValueRetryIntervalCalculator(0.2))
+
+        def _can_retry(
+            self,
+            *,
+            state: RetryState,
+            request: HttpRequest,
+            response: HttpResponse | None = None,
+            error: Exception | None = None,
+        ) -> bool:
+            reason = getattr(error, "reason", None)
+            return response is None and isinstance(reason, ConnectionRefusedError)
+
+    return RefusedConnectionRetry
 
 
 @dataclass(frozen=True)
@@ -150,13 +166,15 @@ class SlackBot:
     """The Web API calls of one bot token; caches its identity and channel IDs for the process."""
 
     def __init__(self, settings: SlackSettings) -> None:
+        from slack_sdk import WebClient  # noqa: PLC0415 -- slack_sdk only for a run that posts
+
         assert settings.bot_token is not None, "SlackBot needs the bot mode"
         self.settings = settings
         self.web = WebClient(
             token=settings.bot_token.get_secret_value(),
             base_url=settings.api_url,
             timeout=settings.request_timeout,
-            retry_handlers=[RefusedConnectionRetry()],
+            retry_handlers=[refused_connection_retry()],
             logger=sdk_log,
         )
         self._lock = threading.Lock()
@@ -325,6 +343,8 @@ class SlackBot:
         tolerate: frozenset[str] = frozenset(),
         **kwargs: Any,
     ) -> dict[str, Any]:
+        from slack_sdk.errors import SlackApiError, SlackClientError  # noqa: PLC0415 -- loaded with the client
+
         try:
             answer = method(**{key: value for key, value in kwargs.items() if value is not None})
         except SlackApiError as e:
@@ -363,15 +383,19 @@ class SlackWebhook:
     """One incoming webhook: posts only, to the channel chosen when the webhook was made."""
 
     def __init__(self, settings: SlackSettings) -> None:
+        from slack_sdk import WebhookClient  # noqa: PLC0415 -- slack_sdk only for a run that posts
+
         assert settings.webhook_url is not None, "SlackWebhook needs the webhook mode"
         self.client = WebhookClient(
             settings.webhook_url.get_secret_value(),
             timeout=settings.request_timeout,
-            retry_handlers=[RefusedConnectionRetry()],
+            retry_handlers=[refused_connection_retry()],
             logger=sdk_log,
         )
 
     def send(self, message: SlackMessage, channel: str) -> None:
+        from slack_sdk.errors import SlackClientError  # noqa: PLC0415 -- loaded with the client
+
         what = "post through the incoming webhook"
         try:
             answer = self.client.send(**message.as_kwargs())

@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
+
 from common import PermanentError, ServiceSettings
 from common.redaction import remember
 from common.settings import SecretDirectory
@@ -33,7 +35,7 @@ class WebhookSettings(ServiceSettings):
     prefix: ClassVar[str] = "WEBHOOK"
     service: ClassVar[str] = "Webhook"
 
-    secret_dir: SecretDirectory = DEFAULT_SECRET_DIR
+    secret_dir: SecretDirectory = Field(DEFAULT_SECRET_DIR, examples=["default"])
     """``WEBHOOK_SECRET_DIR``: one file per namespace, named after it, plus ``default``."""
 
 

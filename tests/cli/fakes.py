@@ -2,9 +2,12 @@
 
 Implements ``common.cli.session.Cluster`` with the API server's behaviour that matters here:
 namespaced and cluster-wide lists, equality label selectors, Events recorded on a run (those
-the runtime writes through ``record_event`` and any a test adds), ConfigMaps found by label.
+the runtime writes through ``record_event`` and any a test adds), ConfigMaps found by label, and
+any other object by API version, resource, namespace and name (``objects``, for ``doctor``;
+Secrets come back with their keys and blank values, as ``common.kube`` returns them).
 ``before_request`` (from ``MemoryRunClient``) sees ``list`` requests too, so a test can answer
-one with an error (403, unreachable).
+one with an error (403, unreachable); ``get_object``/``list_objects`` requests carry the resource
+as the ref's name (``objects/secrets``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,39 @@ class FakeCluster(MemoryRunClient):
         super().__init__()
         self.config_maps: list[dict[str, Any]] = []
         self.other_events: list[tuple[RunRef, dict[str, Any]]] = []
+        self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        """(apiVersion, resource, namespace or "", name) -> object."""
+
+    def put(self, api_version: str, resource: str, obj: dict[str, Any]) -> None:
+        """Store ``obj`` (its namespace and name from its metadata)."""
+        meta = obj["metadata"]
+        self.objects[(api_version, resource, meta.get("namespace") or "", meta["name"])] = copy.deepcopy(obj)
+
+    def remove(self, api_version: str, resource: str, namespace: str | None, name: str) -> None:
+        del self.objects[(api_version, resource, namespace or "", name)]
+
+    def get_object(
+        self, api_version: str, resource: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            self._request("get_object", RunRef("PipelineRun", namespace or "", f"objects/{resource}"))
+            found = self.objects.get((api_version, resource, namespace or "", name))
+            return _blanked(resource, found) if found is not None else None
+
+    def list_objects(
+        self, api_version: str, resource: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            self._request("list_objects", RunRef("PipelineRun", namespace or "", f"objects/{resource}"))
+            listed = [
+                _blanked(resource, obj)
+                for (version, kind, ns, _), obj in self.objects.items()
+                if (version, kind) == (api_version, resource) and namespace in (None, ns)
+            ]
+            if (api_version, resource) == ("v1", "namespaces") and not listed:
+                names = sorted({ref.namespace for ref in self.runs})
+                listed = [{"metadata": {"name": name}} for name in names]
+            return listed
 
     def list_runs(
         self, kind: RunKind, namespace: str | None, label_selector: str | None = None
@@ -112,6 +148,15 @@ class FakeCluster(MemoryRunClient):
 
     def uid(self, ref: RunRef) -> str:
         return str(self.runs[ref]["metadata"]["uid"])
+
+
+def _blanked(resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+    found = copy.deepcopy(obj)
+    if resource == "secrets":
+        found["data"] = dict.fromkeys(
+            [*(found.pop("data", None) or {}), *(found.pop("stringData", None) or {})], ""
+        )
+    return found
 
 
 def _selector(text: str | None) -> dict[str, str]:

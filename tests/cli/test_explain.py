@@ -52,7 +52,7 @@ def test_bad_annotations_are_named_each_with_its_fix(cli: Cli, cluster: FakeClus
     assert "configuration: INVALID" in out
     assert "✗ github.integrations.tekton.dev/sha = 'main': does not have the expected form" in out
     assert "fix: use the full commit SHA: 40 (or 64) lower-case hex digits, not a branch or short SHA" in out
-    assert "✗ github.integrations.tekton.dev/mode = 'checkrun'" in out
+    assert "✗ github.integrations.tekton.dev/mode = 'checkrun': is not one of the allowed values" in out
     assert "fix: use one of 'check-run' or 'status'" in out
     assert "✗ github.integrations.tekton.dev/contxt = 'ci/build': unknown key" in out
     assert "fix: rename it to github.integrations.tekton.dev/context" in out
@@ -90,7 +90,56 @@ def test_policy_refusal_comes_from_the_deployed_config_map(cli: Cli, cluster: Fa
     out = cli("explain", "build-and-test-run-x7k2p").out
     assert "policy:  refused: namespace \"ci\" may not target github repository 'acme/widget-service'" in out
     assert "tekton-integrations/tekton-integrations-policy" in out
-    assert "next step: The policy refuses 'acme/widget-service' for namespace ci" in out
+    assert "next step: The policy refuses 'acme/widget-service' (repositories) for namespace ci" in out
+    assert "then run `tekton-integrations resync -n ci --integration github`." in out
+    assert "Then then" not in out
+    assert "then then" not in out
+
+
+def test_a_true_record_under_a_refusing_policy_is_a_disagreement_never_a_contradiction(
+    cli: Cli, cluster: FakeCluster
+) -> None:
+    """Issue 13: the record says it was reported; the cluster's policy, read now, refuses it."""
+    cluster.config_maps.append(policy_config_map())
+    ref = cluster.add_sample("pipelinerun-successful", annotations=SLACK_OFF)
+    put_record(cluster, ref, "github", "True", "Reported", annotations={"check-run-id": "5678"})
+    out = cli("explain", "build-and-test-run-x7k2p").out
+    assert "record:  True Reported" in out
+    assert 'policy:  refused now: namespace "ci" may not target github repository' in out
+    assert (
+        "disagreement: the record says github reported the run, but the policy read now refuses "
+        "'acme/widget-service'" in out
+    )
+    assert "The record stands" in out
+    assert "next step: Nothing to do: github reported the run's current state (Succeeded)" in out
+    assert "ask the cluster administrator" not in out
+
+    report = json.loads(cli("explain", "build-and-test-run-x7k2p", "-o", "json").out)
+    (github,) = report["integrations"]
+    assert github["policyDisagreement"].startswith("the record says github reported the run")
+
+
+def test_a_service_failure_is_explained_by_its_record_not_by_the_policy(
+    cli: Cli, cluster: FakeCluster
+) -> None:
+    """Issue 13: a GitHubNotFound record got past the policy; the next step is about GitHubNotFound."""
+    cluster.config_maps.append(policy_config_map())
+    ref = cluster.add_sample("pipelinerun-failed", annotations=SLACK_OFF)
+    put_record(cluster, ref, "github", "False", "GitHubNotFound", message="create check run: 404 Not Found")
+    out = cli("explain", "build-and-test-run-q4m9z").out
+    assert "next step: github gave up: create check run: 404 Not Found Fix the cause" in out
+    assert "disagreement: the record says github got past the policy (GitHubNotFound)" in out
+    assert "ask the cluster administrator" not in out
+
+
+def test_a_target_not_allowed_record_is_explained_by_the_policy(cli: Cli, cluster: FakeCluster) -> None:
+    cluster.config_maps.append(policy_config_map())
+    ref = cluster.add_sample("pipelinerun-failed", annotations=SLACK_OFF)
+    put_record(cluster, ref, "github", "False", "TargetNotAllowed", message='namespace "ci" may not target')
+    out = cli("explain", "build-and-test-run-q4m9z").out
+    assert "disagreement" not in out
+    assert "next step: The policy refuses 'acme/widget-service' (repositories) for namespace ci" in out
+    assert "then remove its record with `kubectl annotate pipelinerun/build-and-test-run-q4m9z" in out
 
 
 def test_policy_file_wins_and_can_allow(cli: Cli, cluster: FakeCluster, tmp_path: Path) -> None:

@@ -210,3 +210,86 @@ def test_a_state_the_settings_do_not_ask_for_is_not_needed(cluster: FakeCluster)
     assert need is not None
     assert need.why == "NoRecord"
     assert need_of(run, view, Loaded("github", only_failures), NOW + timedelta(days=1), settings) is None
+
+
+TYPO = {
+    "githib.integrations.tekton.dev/owner": "acme",
+    "githib.integrations.tekton.dev/repo": "widget-service",
+    "githib.integrations.tekton.dev/sha": "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5",
+}
+
+
+def test_a_misspelt_prefix_is_a_warning_and_never_a_failure(
+    cli: Cli, cluster: FakeCluster, lagging: dict[str, RunRef], github: GitHubStandIn
+) -> None:
+    """Issue 13: one run annotated githib.* must not make the CronJob fail every 15 minutes."""
+    only_typo = {
+        **dict.fromkeys(
+            k for k in cluster.runs[lagging["reported"]]["metadata"]["annotations"] if k.startswith("github.")
+        ),
+        **TYPO,
+        **SLACK_OFF,
+    }
+    cluster.add_sample("pipelinerun-successful", run_name="typo", namespace="team-b", annotations=only_typo)
+    for argv in (["resync", "-A", "--dry-run"], ["resync", "-A"]):
+        result = cli(*argv)
+        assert result.code == ExitCode.OK, result.err
+        assert "typo" not in result.out
+        assert (
+            "warning: pipelinerun/typo in namespace team-b: githib.integrations.tekton.dev/... names no "
+            "installed integration (did you mean github.integrations.tekton.dev?)" in result.err
+        )
+    as_json = json.loads(cli("resync", "-A", "--dry-run", "-o", "json").out)
+    assert any("githib" in warning for warning in as_json["warnings"])
+
+
+def test_bad_annotations_are_recorded_with_the_human_message(
+    cli: Cli, cluster: FakeCluster, github: GitHubStandIn
+) -> None:
+    """Issue 13: the record and the Event say 'use the full commit SHA', never the pattern."""
+    ref = cluster.add_sample(
+        "pipelinerun-failed", annotations={**SLACK_OFF, "github.integrations.tekton.dev/sha": "main"}
+    )
+    assert cli("resync").code == ExitCode.OK
+    record = json.loads(cluster.runs[ref]["metadata"]["annotations"]["github.integrations.tekton.dev/status"])
+    message = record["conditions"][0]["message"]
+    assert (record["conditions"][0]["reason"], record["conditions"][0]["status"]) == (
+        "InvalidConfiguration",
+        "False",
+    )
+    assert "sha: 'main' does not have the expected form: use the full commit SHA" in message
+    assert "pattern" not in message
+    ((_, reason, event),) = cluster.events
+    assert reason == "IntegrationFailed"
+    assert "use the full commit SHA" in event
+    assert "pattern" not in event
+    wide = cli("status", "-o", "wide").out
+    assert "use the full commit SHA" in wide
+    assert "should match pattern" not in wide
+
+
+def test_name_output_and_no_headers(cli: Cli, lagging: dict[str, RunRef]) -> None:
+    names = cli("resync", "--dry-run", "-o", "name").out.split()
+    assert sorted(names) == sorted(f"pipelinerun.tekton.dev/{name}" for name in NEEDING)
+    bare = cli("resync", "--dry-run", "--no-headers").out.splitlines()
+    assert len(bare) == len(NEEDING)
+    assert not bare[0].startswith("RUN")
+
+
+def test_a_url_template_delivers_to_every_integrations_function(cli: Cli, cluster: FakeCluster) -> None:
+    """The CronJob's way: no list of integrations to keep up to date."""
+    with Receiver() as receiver:
+        cluster.add_sample("pipelinerun-successful", annotations=SLACK_OFF)
+        receiver.answer(200, {"Content-Type": "application/json"}, b'{"outcome": "reported", "detail": "ok"}')
+        template = receiver.url.rstrip("/") + "/{name}"
+        result = cli("resync", "--url-template", template)
+        assert result.code == ExitCode.OK, result.err
+        (request,) = receiver.requests
+        assert request.path.endswith("/github"), "the template named the integration"
+
+
+def test_a_url_template_must_name_the_integration(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli("resync", "--url-template", "http://functions.example")
+    assert exit_info.value.code == ExitCode.USAGE
+    assert "has no {name}" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_lists_exactly_the_runs_for_a_commit_with_their_conditions(
 
     assert result.code == ExitCode.OK
     lines = result.out.splitlines()
-    assert lines[0].split() == ["RUN", "STATE", "INTEGRATION", "CONDITION", "REASON", "AGE", "IDS"]
+    assert lines[0].split() == ["RUN", "STATE", "INTEGRATION", "CONDITION", "REASON", "AGE", "IDS", "MATCH"]
     assert run_names(result.out) == ["pipelinerun/build-2", "pipelinerun/build-1"], "newest first"
     built = next(line for line in lines if "build-1" in line)
     assert built.split() == [
@@ -61,11 +61,14 @@ def test_lists_exactly_the_runs_for_a_commit_with_their_conditions(
         "github",
         "True",
         "Reported",
-        "5m",
+        "8m",  # since the run was created, as kubectl shows AGE
         "check-run-id=5678",
+        "annotation,",  # its sha annotation, and its revision parameter names the commit too
+        "param",
+        "revision",
     ]
     retried = next(line for line in lines if "build-2" in line)
-    assert retried.split()[1:7] == ["Failed", "github", "-", "NoRecord", "-", "-"]
+    assert retried.split()[1:7] == ["Failed", "github", "-", "NoRecord", "0s", "-"]
 
 
 def test_a_short_sha_and_any_case_of_the_repository_match(cli: Cli, commit_runs: dict[str, RunRef]) -> None:
@@ -109,24 +112,102 @@ def test_no_run_for_a_commit_is_an_answer_with_its_own_exit_code(
     assert int(ExitCode.NO_MATCH) == 3
     assert result.out == ""
     assert "No run found for commit 0123456789ab of acme/widget-service in namespace ci." in result.err
-    assert "No build was started for it" in result.err
-    assert "use -A" in result.err
+    assert "No build was started for it:" in result.err, "every namespace was looked at: none has it"
+    assert "use -A" not in result.err
 
     as_json = cli("status", "--sha", "0123456789abcdef", "-o", "json")
     assert as_json.code == ExitCode.NO_MATCH
     assert json.loads(as_json.out) == {"items": []}
 
 
-def test_a_run_that_built_the_commit_without_opting_in_is_pointed_out(cli: Cli, cluster: FakeCluster) -> None:
+def test_a_run_that_built_the_commit_without_opting_in_is_listed_and_pointed_out(
+    cli: Cli, cluster: FakeCluster
+) -> None:
     ref = cluster.add_sample(
         "pipelinerun-successful",
         annotations=dict.fromkeys(github()) | {"github.integrations.tekton.dev/owner": None},
     )
     cluster.runs[ref]["spec"]["params"] = [{"name": "revision", "value": SHA}]
     result = cli("status", "--sha", SHA[:10])
-    assert result.code == ExitCode.NO_MATCH
-    assert "no github/gitlab annotations" in result.err
-    assert "pipelinerun/build-and-test-run-x7k2p (namespace ci, param revision)" in result.err
+    assert result.code == ExitCode.OK
+    (row,) = result.out.splitlines()[1:]
+    assert row.split()[:5] == [
+        "pipelinerun/build-and-test-run-x7k2p",
+        "Succeeded",
+        "-",
+        "-",
+        "NoIntegrations",
+    ]
+    assert row.endswith("param revision")
+    assert "carries no *.integrations.tekton.dev annotations, so nothing reports it" in result.err
+
+
+def test_a_misspelt_prefix_run_is_found_by_its_sha_annotation_and_its_revision_param(
+    cli: Cli, cluster: FakeCluster, commit_runs: dict[str, RunRef]
+) -> None:
+    """Issue 13: ``githib.integrations.tekton.dev/sha`` and a ``revision`` param name the commit."""
+    typo = {
+        "githib.integrations.tekton.dev/owner": "acme",
+        "githib.integrations.tekton.dev/repo": "widget-service",
+        "githib.integrations.tekton.dev/sha": SHA,
+        **dict.fromkeys(github()),
+        "github.integrations.tekton.dev/owner": None,
+    }
+    cluster.add_sample("pipelinerun-successful", run_name="typo", annotations=typo)
+    result = cli("status", "--repo", "acme/widget-service", "--sha", SHA[:7])
+    assert result.code == ExitCode.OK
+    assert set(run_names(result.out)) == {"pipelinerun/typo", "pipelinerun/build-2", "pipelinerun/build-1"}
+    row = next(line for line in result.out.splitlines() if "typo" in line)
+    assert row.split()[2:5] == ["githib", "-", "UnknownIntegration"]
+    assert row.endswith("annotation githib.* (unknown), param revision")
+    assert (
+        "warning: pipelinerun/typo in namespace ci: githib.integrations.tekton.dev/... names no installed "
+        in (result.err)
+    )
+    assert "did you mean github.integrations.tekton.dev?" in result.err
+    as_json = json.loads(cli("status", "--sha", SHA[:7], "-o", "json").out)
+    typo_item = next(item for item in as_json["items"] if item["name"] == "typo")
+    assert typo_item["matchedBy"] == ["annotation githib.* (unknown)", "param revision"]
+
+
+def test_a_param_naming_another_commit_than_the_annotations_does_not_match(
+    cli: Cli, commit_runs: dict[str, RunRef]
+) -> None:
+    # build-3 is annotated OTHER_SHA; its sample's revision param still says SHA: annotations win.
+    assert "build-3" not in cli("status", "--sha", SHA).out
+    assert run_names(cli("status", "--sha", OTHER_SHA).out) == ["pipelinerun/build-3"]
+
+
+def test_without_n_matches_in_other_namespaces_are_pointed_out(
+    cli: Cli, commit_runs: dict[str, RunRef]
+) -> None:
+    result = cli("status", "--sha", SHA)
+    assert result.code == ExitCode.OK
+    assert "note: 1 more run in other namespaces matches (team-b: 1): use -A to list them." in result.err
+
+    nothing_here = cli("status", "--sha", OTHER_SHA, context_namespace="team-b")
+    assert nothing_here.code == ExitCode.NO_MATCH
+    assert "No run found for commit 4e8a1d0c9b7f in namespace team-b." in nothing_here.err
+    assert "But 1 run in other namespaces matches (ci: 1): use -A to list them" in nothing_here.err
+    assert "No build was started" not in nothing_here.err
+
+    chosen = cli("status", "--sha", OTHER_SHA, "-n", "team-b")
+    assert "other namespaces" not in chosen.err, "-n is the user's choice: no cluster-wide look"
+    assert "No build was started for it here" in chosen.err
+    assert "use -A to search every namespace" in chosen.err
+
+
+def test_other_namespaces_are_probed_one_by_one_when_a_cluster_wide_list_is_forbidden(
+    cli: Cli, cluster: FakeCluster, commit_runs: dict[str, RunRef]
+) -> None:
+    def only_namespaced(verb: str, ref: RunRef) -> None:
+        if verb == "list" and ref.namespace == "":
+            raise TemporaryError("KubernetesForbidden", "403 Forbidden: cannot list at the cluster scope")
+
+    cluster.before_request = only_namespaced
+    result = cli("status", "--sha", SHA)
+    assert result.code == ExitCode.OK
+    assert "(team-b: 1)" in result.err
 
 
 def test_child_taskruns_show_only_with_a_record_of_their_own(
@@ -170,7 +251,7 @@ def test_a_record_for_an_earlier_state_says_which(cli: Cli, cluster: FakeCluster
 
 def test_wide_adds_attempts_commit_and_message(cli: Cli, commit_runs: dict[str, RunRef]) -> None:
     result = cli("status", "--sha", SHA, "-o", "wide")
-    assert result.out.splitlines()[0].split()[-3:] == ["ATTEMPTS", "COMMIT", "MESSAGE"]
+    assert result.out.splitlines()[0].split()[-4:] == ["ATTEMPTS", "CHANGED", "COMMIT", "MESSAGE"]
     assert "acme/widget-service@9f1c2e7" in result.out
     assert "github Reported" in result.out
 
@@ -220,3 +301,103 @@ def test_an_unreachable_cluster_is_exit_code_5(cli: Cli, cluster: FakeCluster) -
     assert result.code == ExitCode.NO_CLUSTER
     assert int(ExitCode.NO_CLUSTER) == 5
     assert "error: cannot reach Kubernetes: Kubernetes API unreachable" in result.err
+
+
+def test_watch_prints_the_table_then_each_change_and_stops_by_itself(
+    cluster: FakeCluster, commit_runs: dict[str, RunRef]
+) -> None:
+    from datetime import timedelta
+
+    from common.cli import main
+    from common.cli.session import Connection
+    from tests.cli.conftest import NOW
+
+    now = [NOW]
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        """Between polls, the function reports build-2 (what a real watch would see change)."""
+        polls.append(seconds)
+        now[0] += timedelta(seconds=seconds)
+        if len(polls) == 2:
+            put_record(cluster, commit_runs["retried"], "github", "False", "GitHubNotFound")
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["status", "--sha", SHA, "-w", "--watch-timeout", "10s", "--watch-interval", "2"],
+        connector=lambda _: Connection(cluster, "ci"),
+        out=out,
+        err=err,
+        env={},
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert code == ExitCode.OK
+    assert polls == [2.0] * 5, "polled until the timeout, then stopped"
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:2] == ["RUN", "STATE"]
+    assert [line.split()[0] for line in lines[1:]] == [
+        "pipelinerun/build-2",
+        "pipelinerun/build-1",
+        "pipelinerun/build-2",
+    ], "the first table, then only the row that changed"
+    assert lines[-1].split()[3:5] == ["False", "GitHubNotFound"]
+
+
+def test_watch_with_name_output_prints_each_changed_run(
+    cluster: FakeCluster, commit_runs: dict[str, RunRef]
+) -> None:
+    from datetime import timedelta
+
+    from common.cli import main
+    from common.cli.session import Connection
+    from tests.cli.conftest import NOW
+
+    now = [NOW]
+
+    def sleep(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+        if now[0] == NOW + timedelta(seconds=1):
+            put_record(cluster, commit_runs["retried"], "github", "True", "Reported", at=now[0])
+
+    out = io.StringIO()
+    main(
+        [
+            "-w",
+            "--watch-timeout",
+            "3s",
+            "--watch-interval",
+            "1",
+            "status",
+            "--sha",
+            SHA,
+            "-o",
+            "name",
+            "--no-headers",
+        ],
+        connector=lambda _: Connection(cluster, "ci"),
+        out=out,
+        err=io.StringIO(),
+        env={},
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert out.getvalue().split() == [
+        "pipelinerun.tekton.dev/build-2",
+        "pipelinerun.tekton.dev/build-1",
+        "pipelinerun.tekton.dev/build-2",
+    ]
+
+
+def test_name_output_is_accepted_by_explain(cli: Cli, commit_runs: dict[str, RunRef]) -> None:
+    names = cli("status", "--sha", SHA, "-o", "name").out.split()
+    assert names == ["pipelinerun.tekton.dev/build-2", "pipelinerun.tekton.dev/build-1"]
+    assert cli("explain", names[0]).code == ExitCode.OK
+
+
+def test_no_headers_and_a_label_selector(
+    cli: Cli, cluster: FakeCluster, commit_runs: dict[str, RunRef]
+) -> None:
+    cluster.runs[commit_runs["built"]]["metadata"].setdefault("labels", {})["team"] = "widgets"
+    result = cli("status", "-l", "team=widgets", "--no-headers")
+    assert [line.split()[0] for line in result.out.splitlines()] == ["pipelinerun/build-1"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,7 +65,10 @@ def test_states_lists_and_their_words() -> None:
     [
         ({}, "example.integrations.tekton.dev/channel: required annotation is missing"),
         ({"chanel": "#ci"}, "example.integrations.tekton.dev/chanel: unknown key"),
-        ({"channel": "#ci", "on": "sometimes"}, "unknown state 'sometimes'"),
+        (
+            {"channel": "#ci", "on": "sometimes"},
+            "example.integrations.tekton.dev/on: unknown state 'sometimes'",
+        ),
         ({"channel": "#ci", "on": " , "}, "name at least one state"),
     ],
 )
@@ -85,3 +90,56 @@ def test_any_annotations_give_a_config_or_a_clear_error(annotations: dict[str, s
     else:
         return
     assert problem.startswith("example.integrations.tekton.dev/")
+
+
+class Pinned(IntegrationConfig):
+    sha: str = Field(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+    mode: Literal["check-run", "status"] = "check-run"
+
+
+def test_a_pattern_mismatch_is_told_in_words_never_as_the_regular_expression() -> None:
+    """Issue 13: the runtime records this message and writes it to the Event; explain shows it too."""
+    with pytest.raises(InvalidConfigurationError) as raised:
+        load_config(Pinned, "example", {"example.integrations.tekton.dev/sha": "main"})
+    message = raised.value.message
+    assert message == (
+        "example.integrations.tekton.dev/sha: 'main' does not have the expected form: use the full "
+        "commit SHA: 40 (or 64) lower-case hex digits, not a branch or short SHA"
+    )
+    assert "pattern" not in message
+    assert "^(" not in message
+
+
+def test_each_problem_names_the_key_the_value_and_the_fix() -> None:
+    annotations = {
+        "example.integrations.tekton.dev/sha": "9f1c2e7",
+        "example.integrations.tekton.dev/mode": "checkrun",
+        "example.integrations.tekton.dev/shaa": "x",
+    }
+    with pytest.raises(InvalidConfigurationError) as raised:
+        load_config(Pinned, "example", annotations)
+    problems = raised.value.message.split("; ")
+    assert problems[0].startswith("example.integrations.tekton.dev/sha: '9f1c2e7' does not have")
+    assert problems[1] == (
+        "example.integrations.tekton.dev/mode: 'checkrun' is not one of the allowed values: "
+        "use one of 'check-run' or 'status'"
+    )
+    assert problems[2] == (
+        "example.integrations.tekton.dev/shaa: unknown key: rename it to "
+        "example.integrations.tekton.dev/sha (known keys: sha, mode)"
+    )
+
+
+def test_the_cli_and_the_runtime_share_the_words() -> None:
+    from pydantic import ValidationError
+
+    from common.config import problems_of
+
+    annotations = {"example.integrations.tekton.dev/sha": "main"}
+    try:
+        Pinned.model_validate({"sha": "main"})
+    except ValidationError as e:
+        (problem,) = problems_of(Pinned, "example", annotations, e)
+    with pytest.raises(InvalidConfigurationError) as raised:
+        load_config(Pinned, "example", annotations)
+    assert raised.value.message == problem.text

@@ -24,9 +24,8 @@ def example() -> str:
 def listed_files() -> list[str]:
     text = GUIDE.read_text(encoding="utf-8")
     section = text.split("<!-- files:", 1)[1].split("\n## ", 1)[0]
-    return [
-        path for path in re.findall(r"`([^`\s]*<name>[^`\s]*)`", section) if "." not in path.split("/")[0]
-    ]
+    found = re.findall(r"`([^`\s]*<name>[^`\s]*)`", section)
+    return [path for path in found if "/" in path and "." not in path.split("/")[0]]
 
 
 def test_the_guides_example_is_a_complete_integration(tmp_path: Path) -> None:
@@ -58,5 +57,6 @@ def test_the_listed_files_are_what_every_installed_integration_has() -> None:
     assert names
     for name in names:
         for path in paths:
-            where = path.replace("functions/<name>", f"functions/{registry.folder_of(name)}")
-            assert (REPO / where.replace("<name>", name)).exists(), f"{name} has no {where}"
+            python = path.startswith(("functions/", "tests/"))  # Python packages take `_` for `-`
+            where = path.replace("<name>", registry.folder_of(name) if python else name)
+            assert (REPO / where).exists(), f"{name} has no {where}"

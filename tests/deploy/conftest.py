@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import KNATIVE_DIR, Obj, find_tool, kustomize, run
+from tests.deploy.manifests import KNATIVE_DIR, SINGLE_SERVICE_DIR, Obj, find_tool, kustomize, run
 from tests.support.realkube import realkube_up
 
 
@@ -27,6 +27,14 @@ def rendered(kubectl: str) -> list[Obj]:
     """Every object `kubectl apply -k knative/` would send, as kustomize renders it."""
     objects = kustomize(kubectl, KNATIVE_DIR)
     assert objects, "knative/ rendered no objects"
+    return objects
+
+
+@pytest.fixture(scope="session")
+def single_rendered(kubectl: str) -> list[Obj]:
+    """Every object `kubectl apply -k knative/single-service/` would send."""
+    objects = kustomize(kubectl, SINGLE_SERVICE_DIR)
+    assert objects, "knative/single-service/ rendered no objects"
     return objects
 
 

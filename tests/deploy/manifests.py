@@ -23,6 +23,9 @@ from common import registry
 from tests.support.tiers import REPO_ROOT, require_shared, unavailable
 
 KNATIVE_DIR = REPO_ROOT / "knative"
+SINGLE_SERVICE_DIR = KNATIVE_DIR / "single-service"
+"""The single-Service option: one Service for every integration, on top of knative/common."""
+SINGLE_SERVICE = "tekton-integrations"
 NAMESPACE = "tekton-integrations"
 INTEGRATIONS = tuple(registry.names())
 """Every installed integration: each has a Service, a Trigger and a ServiceAccount (from the registry)."""

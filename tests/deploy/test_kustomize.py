@@ -1,10 +1,8 @@
 """`kubectl kustomize knative/` renders, and what it renders keeps the deployment's contracts.
 
-Knative's own admission webhook is not available here, so the rules it would enforce on a
-Service (one port named http1 or h2c, no PORT variable, read-only secret mounts, probe port =
-container port) are checked explicitly, next to this project's own: THREADS =
-containerConcurrency, TCP probes, requests and limits, one ServiceAccount per function,
-least-privilege RBAC, a Trigger per integration with retries and a dead-letter sink.
+Each Service and Trigger keeps the contracts of ``tests/deploy/contracts.py`` (Knative's own
+admission rules, checked explicitly, and this project's); besides: one ServiceAccount per
+function, least-privilege RBAC, a Trigger per integration with retries and a dead-letter sink.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy import contracts
 from tests.deploy.manifests import (
     FUNCTIONS,
     IMAGE_PLACEHOLDER,
@@ -34,9 +33,6 @@ from tests.deploy.manifests import (
     source_of,
 )
 
-SECRETS_ROOT = "/var/run/secrets/tekton-integrations/"
-POLICY_FILE = "/etc/tekton-integrations/policy/policy.yaml"
-TEKTON_PREFIX = "dev.tekton.event."
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 ROLE = "tekton-integrations-runs"
 EXPECTED_RULES = [
@@ -113,80 +109,12 @@ def test_each_function_has_its_own_service_account_bound_to_the_role(
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_service_contract(rendered: list[Obj], name: str) -> None:
-    service = by_kind(rendered, "Service")[name]
-    template = service["spec"]["template"]
-    spec = template["spec"]
-    ctr = container(service)
-    env = env_of(service)
-
-    # the function it runs
-    assert env["FUNCTION_SOURCE"]["value"] == source_of(name)
-    assert env["FUNCTION_TARGET"]["value"] == "handle"
-    assert env["TI_POLICY_FILE"]["value"] == POLICY_FILE
-    # concurrency: the queue-proxy admits no more requests than there are threads
-    assert int(env["THREADS"]["value"]) == spec["containerConcurrency"] > 0
-    assert env["WORKERS"]["value"] == "1"
-    # scale bounds
-    annotations = template["metadata"]["annotations"]
-    low = int(annotations["autoscaling.knative.dev/min-scale"])
-    high = int(annotations["autoscaling.knative.dev/max-scale"])
-    assert 0 <= low <= high, (low, high)
-    # identity
-    assert spec["serviceAccountName"] == name
-    assert name in by_kind(rendered, "ServiceAccount")
-    # Knative's serving-container rules: one port, named http1 (or h2c), PORT is injected
-    ports = ctr["ports"]
-    assert len(ports) == 1
-    assert ports[0]["name"] in ("http1", "h2c")
-    assert "PORT" not in env, "PORT is reserved: Knative sets it"
-    # probes: TCP on the serving port (functions-framework answers GET with 405)
-    port = ports[0]["containerPort"]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert ctr[probe]["tcpSocket"]["port"] in (port, ports[0]["name"]), probe
-        assert "httpGet" not in ctr[probe]
-    assert ctr["readinessProbe"].get("successThreshold", 1) >= 1
-    # requests and limits
-    for bound in ("requests", "limits"):
-        assert set(ctr["resources"][bound]) >= {"cpu", "memory"}, bound
-    # hardening
-    ctx = ctr["securityContext"]
-    assert ctx["runAsNonRoot"] is True
-    assert ctx["allowPrivilegeEscalation"] is False
-    assert ctx["readOnlyRootFilesystem"] is True
-    assert ctx["capabilities"]["drop"] == ["ALL"]
-    assert env["TMPDIR"]["value"].startswith("/dev/shm"), "writable scratch on a read-only root"
-    # the bare placeholder, so that one `images:` entry named after it repoints every Service
-    assert ctr["image"] == IMAGE_PLACEHOLDER
+    contracts.service_contract(rendered, name, source_of(name))
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_service_volumes_and_references(rendered: list[Obj], name: str) -> None:
-    service = by_kind(rendered, "Service")[name]
-    spec = service["spec"]["template"]["spec"]
-    ctr = container(service)
-    volumes = {v["name"]: v for v in spec.get("volumes", [])}
-    mounts = {m["name"]: m for m in ctr.get("volumeMounts", [])}
-    assert set(volumes) == set(mounts), "Knative rejects a volume that is not mounted"
-    config_maps = by_kind(rendered, "ConfigMap")
-    for vol_name, volume in volumes.items():
-        mount = mounts[vol_name]
-        assert mount["readOnly"] is True, f"{vol_name}: Knative requires read-only mounts"
-        if "secret" in volume:
-            # secrets as files, under the documented root, never as environment variables
-            assert mount["mountPath"].startswith(SECRETS_ROOT), mount["mountPath"]
-            assert volume["secret"]["secretName"] == vol_name
-        else:
-            assert volume["configMap"]["name"] in config_maps, vol_name
-            assert mount["mountPath"] == str(Path(POLICY_FILE).parent)
-    for var in container(service).get("env", []):
-        source = var.get("valueFrom", {})
-        assert "secretKeyRef" not in source, f"{var['name']}: secrets are mounted as files"
-        if "configMapKeyRef" in source:
-            assert source["configMapKeyRef"]["name"] in config_maps, var["name"]
-        if var["name"].endswith(("_FILE", "_DIR")):
-            assert any(var["value"].startswith(m["mountPath"]) for m in mounts.values()), (
-                f"{var['name']}={var['value']} is not under a mounted volume"
-            )
+    contracts.service_volumes_and_references(rendered, name)
 
 
 def test_every_key_of_settings_env_is_read_by_a_service() -> None:
@@ -230,32 +158,7 @@ def test_the_integration_manifests_are_derived_from_the_registry() -> None:
 
 @pytest.mark.parametrize("name", INTEGRATIONS)
 def test_trigger_contract(rendered: list[Obj], name: str) -> None:
-    trigger = by_kind(rendered, "Trigger")[name]
-    spec = trigger["spec"]
-    assert spec["broker"] in by_kind(rendered, "Broker")
-    # the new `filters` dialect only, and only Tekton's event types
-    assert "filter" not in spec, "legacy attribute filter"
-    assert spec["filters"], "filters"
-    for expression in spec["filters"]:
-        (dialect,) = expression
-        assert dialect in ("prefix", "exact"), dialect
-        (attribute, value) = next(iter(expression[dialect].items()))
-        assert attribute == "type"
-        assert value.startswith(TEKTON_PREFIX), value
-    # delivered to this function's Service
-    ref = spec["subscriber"]["ref"]
-    assert (ref["apiVersion"], ref["kind"], ref["name"]) == ("serving.knative.dev/v1", "Service", name)
-    # retries with exponential backoff, then the dead-letter receiver
-    delivery = spec["delivery"]
-    assert delivery["retry"] >= 3
-    assert delivery["backoffPolicy"] == "exponential"
-    assert re.fullmatch(r"PT\d+(\.\d+)?S", delivery["backoffDelay"]), delivery["backoffDelay"]
-    sink = delivery["deadLetterSink"]["ref"]
-    assert (sink["apiVersion"], sink["kind"], sink["name"]) == (
-        "serving.knative.dev/v1",
-        "Service",
-        "deadletter",
-    )
+    contracts.trigger_contract(rendered, name)
 
 
 def test_the_dead_letter_receiver_has_no_trigger(rendered: list[Obj]) -> None:

@@ -4,13 +4,23 @@ Shows issue 6's "Must show" points: ``status --repo --sha`` lists exactly a comm
 conditions (and ``-o json`` parses); ``explain`` names a bad key and its fix; ``resync --dry-run``
 lists exactly the runs that need it and a second resync makes no external call; ``send`` produces
 the same record as Tekton's own event.
+
+And issue 13's, with the CLI run as a subprocess as a user's shell runs it: a run under a misspelt
+prefix (``githib``) is a warning for ``resync -A`` and is listed, marked, by ``status --repo --sha``;
+a match in another namespace is pointed out; records and Events carry the human message; the
+kubectl conventions (options before or after the command, ``--kubeconfig``, ``--context``,
+``-l``, ``-o name``, ``--no-headers``, ``-w``), impersonation from the kubeconfig, and the exit codes.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +33,7 @@ from common.cli import ExitCode, main
 from common.cli.session import Connection, Connector, kube_connector
 from common.kube import KubeRunClient
 from common.standins.github import GitHubStandIn
-from tests.e2e.conftest import ServeFunction, create_run, event_for, get_run, post_event, set_status
+from tests.e2e.conftest import V1, ServeFunction, create_run, event_for, get_run, post_event, set_status
 
 PREFIX = "github.integrations.tekton.dev/"
 RECORD = PREFIX + "status"
@@ -148,6 +158,18 @@ def test_explain_names_the_bad_key_and_the_fix(cli: Any, runs: Runs, namespace: 
     assert "record:  False InvalidConfiguration" in out
     assert "IntegrationFailed: github: InvalidConfiguration: github.integrations.tekton.dev/sha" in out
     assert "next step: Fix the annotations above" in out
+
+    # Issue 13: the runtime wrote the record and the Event with the words explain uses.
+    record = runs.record("bad-1")
+    assert record is not None
+    message = record["conditions"][0]["message"]
+    assert "sha: 'main' does not have the expected form: use the full commit SHA" in message
+    assert "should match pattern" not in message
+    events = client.CoreV1Api(runs.api).list_namespaced_event(namespace).items
+    (failed,) = [e for e in events if e.reason == "IntegrationFailed"]
+    assert failed.message is not None
+    assert "use the full commit SHA" in failed.message
+    assert "pattern" not in failed.message
 
     code, _, err = cli("explain", "gone", "-n", namespace)
     assert code == ExitCode.RUN_NOT_FOUND
@@ -289,3 +311,311 @@ def test_the_cronjobs_service_account_can_resync_every_namespace(
     finally:
         rbac.delete_cluster_role_binding(binding["metadata"]["name"])
         rbac.delete_cluster_role(role["metadata"]["name"])
+
+
+# -- issue 13: the CLI as a subprocess -------------------------------------------------------------
+
+
+def command() -> list[str]:
+    """The console script beside this interpreter (as pip installed it), else ``python -m``."""
+    script = Path(sys.executable).parent / "tekton-integrations"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "common.cli"]
+
+
+def shell(
+    kubeconfig: Path, *argv: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``tekton-integrations ARGV`` with ``KUBECONFIG`` set, as a user's shell runs it."""
+    return subprocess.run(
+        [*command(), *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", **(env or {})},
+        check=False,
+    )
+
+
+def fresh_sha() -> str:
+    """A commit no other test's run names: realkube is shared by every test."""
+    return secrets.token_hex(20)
+
+
+def make_run(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    state: str,
+    annotations: Mapping[str, str | None],
+    *,
+    labels: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A PipelineRun made from a sample, with these annotations (``None`` removes), labels and params."""
+    sample = samples.load(state)
+    _, obj = samples.run_object(sample)
+    obj["metadata"]["name"] = name
+    notes = obj["metadata"]["annotations"]
+    for key, value in {"slack.integrations.tekton.dev/channel": None, **annotations}.items():
+        if value is None:
+            notes.pop(key, None)
+        else:
+            notes[key] = value
+    obj["metadata"].setdefault("labels", {}).update(labels or {})
+    body = samples.v1_object(sample, namespace)
+    body["spec"]["params"] = [{"name": k, "value": v} for k, v in (params or {}).items()]
+    client.CustomObjectsApi(api).create_namespaced_custom_object(*V1, namespace, "pipelineruns", body)
+    return set_status(api, namespace, sample)
+
+
+@pytest.fixture
+def other_namespace(api: client.ApiClient) -> Iterator[str]:
+    name = f"e2e-{secrets.token_hex(4)}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+TYPO = "githib.integrations.tekton.dev/"
+
+
+def test_a_misspelt_prefix_is_a_warning_for_resync_and_a_marked_match_for_status(
+    kubeconfig: Path, runs: Runs, other_namespace: str, github_url: str, tmp_path: Path
+) -> None:
+    api, namespace = runs.api, runs.namespace
+    sha, case = fresh_sha(), secrets.token_hex(4)
+    labels = {"e2e-case": case}
+    typo = {TYPO + "owner": "acme", TYPO + "repo": "widget", TYPO + "sha": sha}
+    dropped = dict.fromkeys(PREFIX + key for key in ("owner", "repo", "sha", "commit"))
+    make_run(
+        api,
+        namespace,
+        "typo",
+        "pipelinerun-successful",
+        {**dropped, **typo},
+        labels=labels,
+        params={"revision": sha},
+    )
+    make_run(
+        api,
+        other_namespace,
+        "elsewhere",
+        "pipelinerun-successful",
+        {PREFIX + "repo": "widget", PREFIX + "sha": sha},
+        labels=labels,
+    )
+
+    for argv in (
+        ["resync", "-A", "--dry-run", "-l", f"e2e-case={case}"],
+        ["resync", "-A", "-l", f"e2e-case={case}", "--url", f"github={github_url}"],
+    ):
+        done = shell(kubeconfig, *argv)
+        assert done.returncode == ExitCode.OK, done.stderr
+        assert f"warning: pipelinerun/typo in namespace {namespace}: githib.integrations.tekton.dev/..." in (
+            done.stderr
+        )
+        assert "names no installed integration (did you mean github.integrations.tekton.dev?)" in done.stderr
+        assert "pipelinerun/typo" not in done.stdout
+
+    done = shell(kubeconfig, "status", "--repo", "acme/widget", "--sha", sha[:7], "-n", namespace)
+    assert done.returncode == ExitCode.OK, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if "pipelinerun/typo" in line and " githib " in line]
+    assert "UnknownIntegration" in row
+    assert row.endswith("annotation githib.* (unknown), param revision")
+    assert "warning: pipelinerun/typo" in done.stderr
+    assert "other namespaces" not in done.stderr, "-n is the user's choice: nothing else is looked at"
+
+    # Without -n, the context's namespace: the match in the other namespace is pointed out.
+    in_context = with_context(kubeconfig, tmp_path, namespace)
+    done = shell(in_context, "status", "--repo", "acme/widget", "--sha", sha[:7])
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert "pipelinerun/typo" in done.stdout
+    assert f"note: 1 more run in other namespaces matches ({other_namespace}: 1): use -A to list them." in (
+        done.stderr
+    )
+
+    # The context's namespace (default) has none: the other namespaces are named, not "no build".
+    done = shell(kubeconfig, "status", "--sha", sha)
+    assert done.returncode == ExitCode.NO_MATCH
+    assert "in namespace default." in done.stderr
+    counts = sorted([f"{namespace}: 1", f"{other_namespace}: 1"])
+    assert f"But 2 runs in other namespaces match ({', '.join(counts)})" in done.stderr
+    assert "No build was started" not in done.stderr
+
+    listed = shell(kubeconfig, "status", "-A", "--sha", sha, "-o", "json")
+    assert {item["name"] for item in json.loads(listed.stdout)["items"]} == {"typo", "elsewhere"}
+
+
+def test_options_before_or_after_the_command_and_kubectl_outputs(
+    kubeconfig: Path, runs: Runs, github_url: str, tmp_path: Path
+) -> None:
+    api, namespace = runs.api, runs.namespace
+    sha = fresh_sha()
+    runs.create("one", "pipelinerun-successful", sha=sha)
+    runs.deliver(github_url, "one", "pipelinerun-successful")
+    runs.create("two", "pipelinerun-failed", sha=sha)
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        *V1, namespace, "pipelineruns", "two", {"metadata": {"labels": {"tier": "nightly"}}}
+    )
+    names = {"pipelinerun.tekton.dev/one", "pipelinerun.tekton.dev/two"}
+    for argv in (
+        ["-n", namespace, "-o", "name", "status", "--sha", sha],
+        ["status", "--sha", sha, "-n", namespace, "-o", "name"],
+        ["-o", "name", "status", "-n", namespace, "--sha", sha],
+    ):
+        done = shell(kubeconfig, *argv)
+        assert done.returncode == ExitCode.OK, (argv, done.stderr)
+        assert set(done.stdout.split()) == names
+
+    done = shell(kubeconfig, "status", "-n", namespace, "-l", "tier=nightly", "--no-headers")
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["pipelinerun/two"]
+
+    # --kubeconfig and --context: a context whose namespace is the test's.
+    config_file = with_context(kubeconfig, tmp_path, namespace, current=False)
+    done = shell(
+        kubeconfig.parent / "absent",
+        "--kubeconfig",
+        str(config_file),
+        "--context",
+        "mine",
+        "status",
+        "--sha",
+        sha,
+        "-o",
+        "name",
+    )
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert set(done.stdout.split()) == names
+    done = shell(
+        kubeconfig.parent / "absent", "status", "--context", "nope", "--kubeconfig", str(config_file)
+    )
+    assert done.returncode == ExitCode.NO_CLUSTER
+    assert "nope" in done.stderr
+
+    # explain takes what -o name prints.
+    done = shell(kubeconfig, "explain", "pipelinerun.tekton.dev/one", "-n", namespace)
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert "record:  True Reported" in done.stdout
+
+
+def with_context(kubeconfig: Path, tmp_path: Path, namespace: str, *, current: bool = True) -> Path:
+    """realkube's kubeconfig plus a context ``mine`` on namespace ``namespace`` (the current one if asked)."""
+    document = yaml.safe_load(kubeconfig.read_text())
+    active = next(c for c in document["contexts"] if c["name"] == document["current-context"])
+    document["contexts"].append({"name": "mine", "context": {**active["context"], "namespace": namespace}})
+    if current:
+        document["current-context"] = "mine"
+    path = tmp_path / f"kubeconfig-{namespace}-{current}"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_exit_codes_on_a_real_cluster(kubeconfig: Path, namespace: str, runs: Runs, github_url: str) -> None:
+    sha = fresh_sha()
+    runs.create("there", "pipelinerun-successful", sha=sha)
+    assert shell(kubeconfig, "status", "-n", namespace, "--sha", sha).returncode == ExitCode.OK
+    assert shell(kubeconfig, "status", "-n", namespace, "--sha", fresh_sha()).returncode == ExitCode.NO_MATCH
+    assert shell(kubeconfig, "explain", "gone", "-n", namespace).returncode == ExitCode.RUN_NOT_FOUND
+    assert shell(kubeconfig, "status", "-n", namespace, "--bogus").returncode == ExitCode.USAGE
+    unreachable = shell(kubeconfig, "send", "there", "-n", namespace, "--url", "http://127.0.0.1:1/")
+    assert unreachable.returncode == ExitCode.ERROR
+    nobody = shell(kubeconfig, "status", "-n", namespace, "--as", f"system:serviceaccount:{namespace}:nobody")
+    assert nobody.returncode == ExitCode.FORBIDDEN
+    assert f"acting as system:serviceaccount:{namespace}:nobody" in nobody.stderr
+
+
+def impersonating_kubeconfig(kubeconfig: Path, tmp_path: Path, **user: Any) -> Path:
+    """realkube's kubeconfig with ``as``/``as-groups`` added to its user."""
+    document = yaml.safe_load(kubeconfig.read_text())
+    document["users"][0]["user"].update(user)
+    path = tmp_path / "impersonating-kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_kubeconfig_impersonation_is_honoured(
+    kubeconfig: Path, namespace: str, runs: Runs, tmp_path: Path
+) -> None:
+    sha = fresh_sha()
+    runs.create("seen", "pipelinerun-successful", sha=sha)
+    as_nobody = impersonating_kubeconfig(
+        kubeconfig, tmp_path, **{"as": f"system:serviceaccount:{namespace}:nobody"}
+    )
+    done = shell(as_nobody, "status", "-n", namespace, "--sha", sha)
+    assert done.returncode == ExitCode.FORBIDDEN, "the admin token was used without its as:"
+    assert f'User "system:serviceaccount:{namespace}:nobody" cannot list' in done.stderr
+
+    # Every Impersonate-Group header is sent: as a member of system:masters, nobody may list.
+    as_admins = impersonating_kubeconfig(
+        kubeconfig, tmp_path, **{"as": "someone", "as-groups": ["some-team", "system:masters"]}
+    )
+    done = shell(as_admins, "status", "-n", namespace, "--sha", sha, "-o", "name")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert done.stdout.split() == ["pipelinerun.tekton.dev/seen"]
+
+
+def test_watch_prints_an_update_and_stops_by_itself(
+    kubeconfig: Path, namespace: str, runs: Runs, github_url: str
+) -> None:
+    sha = fresh_sha()
+    runs.create("watched", "pipelinerun-running", sha=sha)
+    watch = subprocess.Popen(
+        [
+            *command(),
+            "status",
+            "-n",
+            namespace,
+            "--sha",
+            sha,
+            "-w",
+            "--watch-timeout",
+            "60s",
+            "--watch-interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1"},
+    )
+    assert watch.stdout is not None
+    try:
+        assert watch.stdout.readline().split()[:2] == ["RUN", "STATE"]
+        first = watch.stdout.readline().split()
+        assert first[:5] == ["pipelinerun/watched", "Running", "github", "-", "NoRecord"]
+        runs.deliver(github_url, "watched", "pipelinerun-running")  # the function records it meanwhile
+        updates = []
+        for line in watch.stdout:  # each change is printed at the next poll; ends with the watch
+            updates.append(line.split()[:5])
+            if updates[-1][3:] == ["True", "Reported"]:
+                break
+        # Perhaps first the function's claim (Unknown Reporting), then its record.
+        assert updates[-1] == ["pipelinerun/watched", "Running", "github", "True", "Reported"]
+    finally:
+        watch.terminate()
+        watch.wait(timeout=30)
+        watch.stdout.close()
+        assert watch.stderr is not None
+        watch.stderr.close()
+
+
+def test_watch_timeout_ends_the_watch(kubeconfig: Path, namespace: str, runs: Runs) -> None:
+    sha = fresh_sha()
+    runs.create("still", "pipelinerun-running", sha=sha)
+    done = shell(
+        kubeconfig,
+        "status",
+        "-n",
+        namespace,
+        "--sha",
+        sha,
+        "-w",
+        "--watch-timeout",
+        "1s",
+        "--watch-interval",
+        "0.2",
+        timeout=60,
+    )
+    assert done.returncode == ExitCode.OK
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["RUN", "pipelinerun/still"]

@@ -39,14 +39,18 @@ from tests.conftest import Deliver, add_run, body, function_client, written_text
 from tests.support.faults import CLASSES, NotApplicable, Row, Service
 
 INTEGRATIONS = tuple(registry.names())
-"""Every installed integration: each must have ``tests/faults/<name>.py`` with a row per class."""
+"""Every installed integration: each must have ``tests/faults/<folder>.py`` with a row per class."""
 
 
 def _has_faults(name: str) -> bool:
-    return importlib.util.find_spec(f"tests.faults.{name}") is not None
+    return importlib.util.find_spec(f"tests.faults.{registry.folder_of(name)}") is not None
 
 
-FAULTS = {name: importlib.import_module(f"tests.faults.{name}") for name in INTEGRATIONS if _has_faults(name)}
+FAULTS = {
+    name: importlib.import_module(f"tests.faults.{registry.folder_of(name)}")
+    for name in INTEGRATIONS
+    if _has_faults(name)
+}
 SERVICES: dict[str, type[Service]] = {name: module.SERVICE for name, module in FAULTS.items()}
 ROWS: list[Row] = [row for module in FAULTS.values() for row in module.ROWS]
 OpenService = Callable[[str], Service]
@@ -187,7 +191,7 @@ class KubeFault:
 
 ALL_VERBS = ("get", "patch", "patch_status")
 KUBE_FAULTS = {
-    "404-run-deleted": KubeFault(("get",), ApiException(status=404, reason="Not Found"), 200, "ignored", ""),
+    "404-run-deleted": KubeFault(ALL_VERBS, ApiException(status=404, reason="Not Found"), 200, "ignored", ""),
     "409-conflict-forever": KubeFault(
         ("patch",), ApiException(status=409, reason="Conflict"), 503, "retry", "ConflictRetriesExhausted"
     ),

@@ -96,13 +96,17 @@ def test_duplicates_make_no_kubernetes_write(
     kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
 ) -> None:
     successful = samples.load("pipelinerun-successful")
-    add_run(kube, successful)
+    ref = add_run(kube, successful)
     client = function_client("github")
     deliver(client, successful)
+    written = kube.runs[ref]["metadata"]["resourceVersion"]
     kube.calls.clear()
     for _ in range(3):
         assert body(deliver(client, successful))["outcome"] == "ignored"
-    assert [verb for verb, _ in kube.calls] == ["get"] * 3
+    # Each: the claim on the event's own resourceVersion is refused (409, nothing written), and the
+    # read finds the state reported.
+    assert [verb for verb, _ in kube.calls] == ["patch", "get"] * 3
+    assert kube.runs[ref]["metadata"]["resourceVersion"] == written
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["running", "successful"])))

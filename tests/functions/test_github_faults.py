@@ -139,7 +139,7 @@ def test_kubernetes_faults(  # noqa: PLR0917 -- pytest passes fixtures and param
     running = samples.load("pipelinerun-running")
     add_run(kube, running)
     raised = {
-        "not-found": (("get",), RunNotFoundError("gone")),
+        "not-found": (("get", "patch"), RunNotFoundError("gone")),  # a deleted run answers 404 to all
         "conflict": (("patch",), ConflictError("stale")),
         "unavailable": (("get", "patch"), KubernetesUnavailableError("connection refused")),
     }[error]

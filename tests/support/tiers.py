@@ -33,8 +33,18 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+SHARED_ABSENT = (
+    "this tier needs ../shared, the folder beside the checkout that holds the realkube API server "
+    "scripts, Tekton's and Knative's CRDs and Tekton's recorded events; it is not part of the "
+    "repository and a fresh clone does not need it: every other tier runs without it. CI runs with "
+    "a copy of it beside the clone (.ci/run). To run this tier, put it at {where} or point "
+    "TI_SHARED_DIR at it"
+)
+
+
 def require_shared() -> Path:
     path = shared_dir()
     if path is None:
-        unavailable("../shared is absent (set TI_SHARED_DIR to run this tier)")
+        where = os.environ.get("TI_SHARED_DIR") or str(REPO_ROOT.parent / "shared")
+        unavailable(SHARED_ABSENT.format(where=where))
     return path
