@@ -1,0 +1,104 @@
+"""Google Chat: a card in a space for each state a run reaches, every card of one run in one thread.
+
+Annotations: ``googlechat.integrations.tekton.dev/{space,on}`` (docs/googlechat.md). ``space`` is
+the name of an incoming webhook the operator configured: the file of that name in
+``$GOOGLECHAT_SPACES_DIR`` holds its URL (``functions.googlechat.spaces``), which is a credential
+and never appears in an annotation, a record, a log line, an Event or an answer.
+
+One message per run and phase (Tekton's ``started`` and ``running`` are one phase): the runtime
+claims the state before the post (the fast path), and the message carries a client-assigned
+``messageId`` derived from the run UID, the space name and the phase. Chat keeps it and refuses a
+second message with it (409 ``ALREADY_EXISTS``, counted as done), so a crash between the post and
+the record, a lost answer or a revived older record never posts twice (``functions.googlechat.client``).
+Webhook messages cannot be edited, so the record keeps no id that is ever used: nothing read from
+it is trusted, and it can only suppress a phase (``wants``), never redirect a post.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from common import (
+    Context,
+    Destinations,
+    Idempotency,
+    Integration,
+    IntegrationConfig,
+    Report,
+    Run,
+    always,
+    serve,
+)
+from common.config import STATE_NAMES, RunStates
+from common.summary import unsuccessful_tasks
+from functions.googlechat.card import run_message
+from functions.googlechat.client import post
+from functions.googlechat.errors import FAULTS
+from functions.googlechat.spaces import GoogleChatSettings, SpaceName, webhook
+
+PHASE_KEY = "phase"
+DEFAULT_STATES = STATE_NAMES["started"] | STATE_NAMES["finished"]
+"""The run's thread opens when it starts and gets a second card when it ends."""
+
+
+class GoogleChatConfig(IntegrationConfig):
+    space: SpaceName = Field(
+        description="the name of the space's webhook file in GOOGLECHAT_SPACES_DIR, such as widget-ci"
+    )
+    """``googlechat.integrations.tekton.dev/space``: the webhook's name, as the operator named its file."""
+    on: RunStates | None = None
+    """``googlechat.integrations.tekton.dev/on``: the states to post (default: started, finished)."""
+
+
+Ctx = Context[GoogleChatConfig, GoogleChatSettings]
+
+
+def report(ctx: Ctx) -> Report:
+    run, space = ctx.run, ctx.config.space
+    hook = webhook(ctx.settings, space)  # GoogleChatSpaceNotConfigured before anything is sent
+    tasks = unsuccessful_tasks(run, ctx.child_runs()) if _failed(run) else []
+    message = run_message(run, tasks, ctx.run_url, thread_key=_thread_key(ctx))
+    message_id = f"client-{ctx.key('message', space, run.phase.value, per_state=False)}"
+    created = post(hook, message, message_id=message_id, timeout=ctx.settings.timeout_seconds)
+    kept = {"space": space, PHASE_KEY: run.phase.value, "message-id": message_id}
+    if not created:
+        return Report(
+            f"Google Chat space {space!r} already has this run's {run.phase.value} message "
+            "(ALREADY_EXISTS): not posted again",
+            kept,
+        )
+    return Report(f"posted {run.phase.value} to Google Chat space {space!r}, in the run's thread", kept)
+
+
+def _thread_key(ctx: Ctx) -> str:
+    """The run's thread: the same for every state, every replica and every retry."""
+    return ctx.key("thread", per_state=False)
+
+
+def _wants(ctx: Ctx) -> bool:
+    """Not a phase already posted (the record is untrusted, but it can only suppress a post)."""
+    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
+
+
+def _failed(run: Run) -> bool:
+    return run.condition is not None and run.condition.status == "False"
+
+
+integration = Integration(
+    declared_in=__file__,
+    config=GoogleChatConfig,
+    settings=GoogleChatSettings,
+    report=report,
+    policy=Destinations("spaces", "space"),
+    destinations=lambda ctx: [ctx.config.space],
+    faults=FAULTS,
+    states=DEFAULT_STATES,
+    wants=_wants,
+    min_scale=1,  # a cold start would delay the card users watch for
+    idempotency=Idempotency(
+        "messageId client-<key per (run UID, integration, space, phase)>: Chat refuses a second "
+        "message with it (409 ALREADY_EXISTS, counted as posted); threadKey per run UID",
+        claim=always,
+    ),
+)
+handle = serve(integration)
