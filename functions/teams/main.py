@@ -1,0 +1,120 @@
+"""Microsoft Teams: post an Adaptive Card about a run to a channel, through the channel's Workflows webhook.
+
+Annotations: ``teams.integrations.tekton.dev/{channel,on}`` (docs/teams.md). ``channel`` names a
+channel the operator configured: a key of the Secret mounted at ``TEAMS_CHANNELS_DIR`` whose value
+is the channel's Workflows (Power Automate) webhook URL, a credential that never appears in an
+annotation. By default one card per run, when it ends; ``on`` asks for more states.
+
+One card per run phase: a workflow webhook has no idempotency key and its messages cannot be read
+or edited, so the runtime claims each state before posting (``claim=always``) and the record keeps
+the phase posted (Tekton's ``started`` and ``running`` are one phase: one card). Duplicates,
+reordering and concurrent deliveries post nothing more. Every card carries a notification id, the
+same for every delivery of the run's phase (``ctx.key``): a crash between the post and the record,
+a lost answer, or Tekton writing back an older record can repeat a card, and the repeat carries
+the same id, so a receiver or flow can drop it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from common import (
+    Context,
+    Destinations,
+    Idempotency,
+    Integration,
+    IntegrationConfig,
+    Report,
+    RunPhase,
+    always,
+    serve,
+)
+from common.config import STATE_NAMES, RunStates
+from common.errors import IntegrationError
+from common.summary import unsuccessful_tasks
+from functions.teams import card
+from functions.teams.workflow import FAULTS, TeamsSettings, channel_url, post
+
+PHASE_KEY = "phase"
+NOTIFICATION_KEY = "notification-id"
+RUN_ID_KEY = "workflow-run-id"
+
+SECRET_KEY = re.compile(r"[A-Za-z0-9][-._A-Za-z0-9]{0,252}")
+"""A key of a Kubernetes Secret (``[-._a-zA-Z0-9]+``), never ``.``-first: so never a path."""
+
+
+def _secret_key(value: str) -> str:
+    if not SECRET_KEY.fullmatch(value):
+        raise ValueError(
+            "use the name of a channel the operator configured: letters, digits, '-', '.' and '_', "
+            "starting with a letter or digit (e.g. widget-ci)"
+        )
+    return value
+
+
+Channel = Annotated[str, AfterValidator(_secret_key)]
+
+
+class TeamsConfig(IntegrationConfig):
+    channel: Channel
+    """``teams.integrations.tekton.dev/channel``: the channel's name, as the operator's Secret keys it."""
+    on: RunStates | None = None
+    """``teams.integrations.tekton.dev/on``: the states to post (default: finished)."""
+
+
+Ctx = Context[TeamsConfig, TeamsSettings]
+
+
+def report(ctx: Ctx) -> Report:
+    run, channel = ctx.run, ctx.config.channel
+    url = channel_url(ctx.settings, channel)
+    notification = _notification_id(ctx)
+    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
+    tasks = unsuccessful_tasks(run, ctx.child_runs()) if failed else []
+    body = card.message(run, tasks, ctx.run_url, notification)
+    try:
+        accepted = post(url, body, channel=channel, timeout=ctx.settings.timeout_seconds)
+    except IntegrationError as e:  # the id a repeat will carry; no flow run of an earlier card
+        e.annotations = {NOTIFICATION_KEY: notification, RUN_ID_KEY: "", **e.annotations}
+        raise
+    started = f", flow run {accepted.run_id}" if accepted.run_id else ""
+    return Report(
+        f"posted the {run.phase.value} card to channel {channel!r}: Workflows answered "
+        f"{accepted.status} {accepted.reason}{started}".rstrip(),
+        {PHASE_KEY: run.phase.value, NOTIFICATION_KEY: notification, RUN_ID_KEY: accepted.run_id or ""},
+        reason="Posted",
+    )
+
+
+def _notification_id(ctx: Ctx) -> str:
+    """The same for every delivery of this run's phase (``started`` and ``running`` are one)."""
+    return ctx.key(PHASE_KEY, ctx.run.phase.value, per_state=False)
+
+
+def _wants(ctx: Ctx) -> bool:
+    """Not a phase already posted. The record is untrusted, but it can only hold a card back."""
+    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
+
+
+integration = Integration(
+    declared_in=__file__,
+    config=TeamsConfig,
+    settings=TeamsSettings,
+    report=report,
+    policy=Destinations("channels", "channel"),
+    destinations=lambda ctx: [ctx.config.channel],
+    faults=FAULTS,
+    states=STATE_NAMES["finished"],
+    wants=_wants,
+    idempotency=Idempotency(
+        "none that Workflows keeps (a webhook has no idempotency key, and its messages cannot be read "
+        "or edited): each state is claimed and the record keeps the phase posted; every card shows a "
+        "notification id per (run UID, phase) from ctx.key, so the repeat a crash between the post and "
+        "the record or a lost answer can cause carries the same id and receivers drop it",
+        claim=always,
+    ),
+)
+handle = serve(integration)
