@@ -1,0 +1,98 @@
+"""GitHub Issues in the fault matrix: the loopback stand-in, and its answers for each fault class.
+
+The matrix's event is a failed PipelineRun (a running one is nothing this integration reports):
+the first call lists the pipeline's open issues, so a fault there leaves no issue behind, and
+the redelivery opens exactly one.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+from common import samples
+from tests.support.faults import (
+    FAR_RESET,
+    Answer,
+    Refused,
+    Script,
+    Service,
+    Silent,
+    permanent,
+    rows,
+    transient,
+)
+from tests.support.standins.github_issues import GitHubIssuesStandIn
+
+
+class GitHubIssues(Service):
+    name = "github-issues"
+    claims = True  # every reported state may open an issue or comment: claimed first
+
+    def start(self, stack: ExitStack) -> None:
+        self.standin = stack.enter_context(GitHubIssuesStandIn())
+        self.token = "fault-matrix-issues-credential"  # no well-known shape: only remembering masks it
+        self.monkeypatch.setenv("GITHUB_TOKEN", self.token)
+        self.divert(None)
+
+    def annotations(self) -> dict[str, str]:
+        return {"owner": "acme", "repo": "widget-service"}
+
+    def event(self) -> dict[str, Any]:
+        sample = samples.load("pipelinerun-failed")
+        _, run = samples.run_object(sample)
+        run["metadata"]["annotations"] = {
+            f"{self.name}.integrations.tekton.dev/{key}": value for key, value in self.annotations().items()
+        }
+        return sample
+
+    def apply(self, script: Script) -> None:
+        if not isinstance(script, Answer):
+            self.unsupported(script)
+        self.standin.fail_next(script.status, headers=script.headers)
+
+    def calls(self) -> int:
+        return len(self.standin.calls_to())
+
+    def effects(self) -> int:
+        """Issues opened and comments added: what the repository's watchers are notified of."""
+        issues = self.standin.issues()
+        return len(issues) + sum(len(self.standin.comments(issue["number"])) for issue in issues)
+
+    def credentials(self) -> list[str]:
+        return [self.token]
+
+    def echo_credentials(self, status: int) -> None:
+        self.standin.echo_credentials_next(status, as_json=True)
+
+    def divert(self, address: tuple[str, int] | None) -> None:
+        url = self.standin.url if address is None else f"http://{address[0]}:{address[1]}"
+        self.monkeypatch.setenv("GITHUB_API_URL", url)
+
+
+SERVICE = GitHubIssues
+ROWS = rows(
+    "github-issues",
+    {
+        "refused": (Refused(), transient("GitHubUnreachable")),
+        "timeout": (Silent(), transient("GitHubTimeout")),
+        "500": (Answer(500), transient("GitHubUnavailable")),
+        "502": (Answer(502), transient("GitHubUnavailable")),
+        "503": (Answer(503), transient("GitHubUnavailable")),
+        "503-retry-after": (Answer(503, {"Retry-After": "20"}), transient("GitHubUnavailable", 20)),
+        # A 429 is a secondary rate limit on GitHub.
+        "429-retry-after": (Answer(429, {"Retry-After": "17"}), transient("GitHubRateLimited", 17)),
+        "429": (Answer(429), transient("GitHubRateLimited", 60)),
+        "403-primary-rate-limit": (
+            Answer(403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": FAR_RESET}),
+            transient("GitHubRateLimited", 3600),
+        ),
+        "403-secondary-rate-limit": (Answer(403, {"Retry-After": "45"}), transient("GitHubRateLimited", 45)),
+        "401": (Answer(401), permanent("GitHubUnauthorized")),
+        "403": (Answer(403), permanent("GitHubForbidden")),
+        "404": (Answer(404), permanent("GitHubNotFound")),
+        # Issues are turned off in the repository's settings.
+        "410": (Answer(410), permanent("GitHubIssuesDisabled")),
+        "422": (Answer(422), permanent("GitHubRejected")),
+    },
+)
