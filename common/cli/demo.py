@@ -21,7 +21,7 @@ from unittest.mock import patch
 
 import functions_framework
 
-from common import samples
+from common import logs, samples
 from common.cli.options import Takes, add_to
 from common.config import RECORD_KEY, annotation_key
 from common.http import use_run_client
@@ -104,9 +104,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         ),
     ):
         use_run_client(store)
+        logs.configure()  # before quieting: configuring later would set the loggers back to INFO
         try:
-            client = _github_function().test_client()
-            with _quiet_logs():
+            with _quiet_logs():  # the start-up notes too ("no policy file" says nothing of a demo)
+                client = _github_function().test_client()
                 _replay(client, store, refs, args.mode, out)
         finally:
             use_run_client(None)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +29,17 @@ def test_demo_replays_the_samples_and_prints_each_runs_record(mode: str) -> None
     else:
         assert "commit status 'tekton/build-and-test' on 4e8a1d0: failure" in text
         assert "check run" not in text
+
+
+def test_the_demo_says_nothing_a_newcomer_must_ignore() -> None:
+    """No policy file on the machine that runs the demo is no news: the demo prints no note of it."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tekton-integrations"), "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("\n== a successful run")
+    assert "policy" not in done.stderr + done.stdout.split("== IntegrationStatus", 1)[0]
