@@ -49,10 +49,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
 
 __all__ = ["Account", "Change", "GerritStandIn", "RecordedCall", "Review"]
 
@@ -168,7 +169,7 @@ class _Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class GerritStandIn:
+class GerritStandIn(LoopbackStandIn):
     """A recording fake of Gerrit's change and review endpoints on ``127.0.0.1``; use with ``with``.
 
     ``labels`` are the project's labels and their value ranges; ``permitted`` the ranges each
@@ -202,33 +203,11 @@ class GerritStandIn:
         self._faults: list[_Fault] = []
         self._account_ids = itertools.count(1000042)
         self._message_ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="gerrit-standin", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT[/base]``: the server's canonical URL, as ``GERRIT_URL`` takes it."""
-        if self._server is None:
-            raise RuntimeError("GerritStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.base_path}"
+        return self.origin + self.base_path
 
     # -- the world -----------------------------------------------------------------------------
 
@@ -493,8 +472,7 @@ def _not_found(what: str) -> _Answer:
     return _Answer(404, f"Not found: {what}\n")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     standin: GerritStandIn
 
 
@@ -571,3 +549,7 @@ def _authenticate(standin: GerritStandIn, authorization: str) -> tuple[Account |
     if account is None or account.password != password:
         return None, "invalid"
     return account, "valid"
+
+
+GerritStandIn.handler = _Handler
+GerritStandIn.server = _Server

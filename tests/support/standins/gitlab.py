@@ -34,10 +34,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
 
 __all__ = ["GitLabStandIn", "RecordedCall"]
 
@@ -97,7 +98,7 @@ class _Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class GitLabStandIn:
+class GitLabStandIn(LoopbackStandIn):
     """A recording fake of GitLab's commit-status API on ``127.0.0.1``; use with ``with``.
 
     ``projects`` maps project paths to ids (``{"acme/widget": 17}``); the API base URL for
@@ -114,33 +115,11 @@ class GitLabStandIn:
         """Every commit status in creation order, as the API presents it, plus ``project_id``."""
         self._faults: list[_Fault] = []
         self._ids = itertools.count(1001)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="gitlab-standin", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: the instance base URL, as ``GITLAB_URL`` takes it."""
-        if self._server is None:
-            raise RuntimeError("GitLabStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     def fail_next(
         self,
@@ -324,8 +303,7 @@ def _public(status: JsonObject) -> JsonObject:
     return {key: value for key, value in status.items() if key != "project_id"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     standin: GitLabStandIn
 
 
@@ -380,3 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+GitLabStandIn.handler = _Handler
+GitLabStandIn.server = _Server

@@ -43,10 +43,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qs, quote, urlsplit
+
+from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
 
 __all__ = ["Call", "GoogleChatStandIn", "widgets"]
 
@@ -135,7 +136,7 @@ def widgets(message: JsonObject) -> int:
     )
 
 
-class GoogleChatStandIn:
+class GoogleChatStandIn(LoopbackStandIn):
     """A recording fake of Google Chat's incoming webhooks on ``127.0.0.1``; use with ``with``.
 
     :meth:`add_webhook` registers a webhook in a space and returns its URL. Read
@@ -154,38 +155,11 @@ class GoogleChatStandIn:
         self._requests: dict[tuple[str, str], JsonObject] = {}
         self._faults: list[_Fault] = []
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="googlechat-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: where ``chat.googleapis.com`` stands."""
-        if self._server is None:
-            raise RuntimeError("GoogleChatStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     def add_webhook(self, space: str, *, key: str, token: str) -> str:
         """Register an incoming webhook in ``space`` (created if new); return its URL, with the
@@ -356,8 +330,7 @@ def _invalid(body: JsonObject, params: dict[str, str]) -> str | None:
     return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     standin: GoogleChatStandIn
 
 
@@ -396,3 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+GoogleChatStandIn.handler = _Handler
+GoogleChatStandIn.server = _Server

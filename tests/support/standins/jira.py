@@ -52,10 +52,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
 
 __all__ = ["BOT", "PERSON", "JiraStandIn", "RecordedCall", "validate_adf"]
 
@@ -136,7 +137,7 @@ def _errors(*messages: str, **errors: str) -> JsonObject:
     return {"errorMessages": list(messages), "errors": dict(errors)}
 
 
-class JiraStandIn:
+class JiraStandIn(LoopbackStandIn):
     """A recording fake of Jira Cloud or Data Center on ``127.0.0.1``; use with ``with``.
 
     ``username`` with ``api_token`` are HTTP Basic credentials; ``personal_access_token`` a
@@ -171,33 +172,11 @@ class JiraStandIn:
         self._ids = itertools.count(10001)
         self._numbers: dict[str, itertools.count[int]] = {key: itertools.count(1) for key in self.projects}
         self._clock = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="jira-standin", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def url(self) -> str:
         """The site's base URL, as ``JIRA_URL`` takes it."""
-        if self._server is None:
-            raise RuntimeError("JiraStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.context}"
+        return self.origin + self.context
 
     @property
     def api(self) -> str:
@@ -773,8 +752,7 @@ def _inline(node: Any) -> str | None:
     return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     standin: JiraStandIn
 
 
@@ -829,3 +807,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+JiraStandIn.handler = _Handler
+JiraStandIn.server = _Server

@@ -37,10 +37,11 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
 
 __all__ = ["TEAMS_MESSAGE_LIMIT", "FlowRun", "TeamsCall", "TeamsStandIn"]
 
@@ -119,7 +120,7 @@ class _Reply:
     dropped: bool = False
 
 
-class TeamsStandIn:
+class TeamsStandIn(LoopbackStandIn):
     """Flows for ``channels`` on ``127.0.0.1``; use with ``with``. Inspect under :attr:`lock`, or
     through :meth:`cards` and :meth:`calls_to`, which copy under it."""
 
@@ -130,34 +131,12 @@ class TeamsStandIn:
         self.runs: list[FlowRun] = []
         self._faults: list[_Fault] = []
         self._run_ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         for channel in channels:
             self.add_channel(channel)
 
-    def __enter__(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="teams-standin", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
     @property
     def base(self) -> str:
-        if self._server is None:
-            raise RuntimeError("TeamsStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -330,8 +309,7 @@ def _error(code: str, message: str) -> JsonObject:
     return {"error": {"code": code, "message": message}}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     standin: TeamsStandIn
 
 
@@ -374,3 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+TeamsStandIn.handler = _Handler
+TeamsStandIn.server = _Server
