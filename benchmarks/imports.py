@@ -215,7 +215,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("pydantic (BaseModel and the field types)", "from pydantic import BaseModel, Field, SecretStr"),
     ("runtime (common, common.http): its models declared, not built", "import common, common.http"),
     (
-        "functions/github/main.py itself, without PyGithub (an ignored run needs nothing more)",
+        "functions/github/main.py itself, without its REST client (an ignored run needs nothing more)",
         "import functions.github.main",
     ),
     (
@@ -224,24 +224,24 @@ STEPS: tuple[tuple[str, str], ...] = (
         "functions.github.main.GitHubConfig.model_validate("
         "{'owner': 'acme', 'repo': 'app', 'sha': '0' * 40})",
     ),
-    ("first event: requests (kubernetes' config loader and PyGithub both import it)", "import requests"),
-    ("first event, kubernetes: import common.kube", "import common.kube"),
     (
-        "first event, kubernetes: ApiClient + CustomObjectsApi",
-        "from kubernetes import client, config; configuration = client.Configuration(); "
-        "config.load_kube_config(client_configuration=configuration); "
-        "api = client.ApiClient(configuration); client.CustomObjectsApi(api)",
+        "first event, Kubernetes: import common.kube (its own urllib3 client; no kubernetes, no requests)",
+        "import common.kube",
     ),
     (
-        "first report: PyGithub, with App signing and PyNaCl left unimported",
-        "import functions.github.client, github",
+        "first event, Kubernetes: connect() reads the kubeconfig (PyYAML; a pod's service account does not)",
+        "common.kube.connect()",
+    ),
+    (
+        "first report: the GitHub REST client (urllib3; no PyGithub, no requests), step logs and templates "
+        "(Jinja2 only for a run that names a template)",
+        "import functions.github.rest, common.steplogs, common.templates",
     ),
     ("an App's first token: jwt + cryptography (never with a token)", "import jwt; jwt.encode"),
     (
-        "PyNaCl (never: PyGithub encrypts Actions secrets with it)",
-        "import nacl.public; nacl.public.PublicKey",
+        "kubernetes' loader (only a kubeconfig user with an exec plugin, auth-provider or password)",
+        "from kubernetes import client, config",
     ),
-    ("kubernetes: CoreV1Api (only the CLI builds it: Events are posted without it)", "client.CoreV1Api(api)"),
     (
         "metrics: the first event counts (no import)",
         "import common.metrics; common.metrics.event('github', 'ignored', '', 0.001)",
@@ -261,10 +261,10 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 """The GitHub function's import path, one step at a time in one interpreter: each step's cost
 is what it adds on top of the steps before it. The first four are what an ignored run costs; the
-next five what a first real event adds (in the order it adds them); then what is left out of both
-(an App's signing, PyNaCl, ``CoreV1Api``); the last four are what observability adds: to the
-first event (counting, and tracing where ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: the exporter is
-built, nothing is sent) and to the first scrape."""
+next four what a first real event adds (in the order it adds them); then what is left out of both
+(an App's signing, the ``kubernetes`` library); the last four are what observability
+adds: to the first event (counting, and tracing where ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: the
+exporter is built, nothing is sent) and to the first scrape."""
 
 STEPS_PROBE = r"""
 import json, sys, time

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from common.errors import InvalidConfigurationError, clip
 from common.events import RunPhase
@@ -32,6 +32,24 @@ class IntegrationConfig(BaseModel):
         extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=True, defer_build=True
     )
     """``defer_build``: the validator is built for the first run that opts in, not at import."""
+
+
+MAX_LOG_LINES = 200
+"""The most log lines of a failed step a run may ask for (a namespace's policy may cap it lower)."""
+
+
+class ShowsStepLogs(IntegrationConfig):
+    """Mixin for a configuration whose messages can show the last lines of each failed step."""
+
+    log_lines: int = Field(default=0, ge=0, le=MAX_LOG_LINES, alias="log-lines")
+    """``log-lines``: lines of each failed step's log to show; 0 (the default) reads no log."""
+
+
+class Templated(IntegrationConfig):
+    """Mixin for a configuration whose message an operator's named template may render."""
+
+    template: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    """``template``: the name of an operator's template (common.templates) for the message."""
 
 
 def annotation_prefix(integration: str) -> str:

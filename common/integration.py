@@ -20,6 +20,7 @@ from common.errors import IntegrationError
 from common.events import Run, RunEvent, RunPhase
 from common.faults import Faults
 from common.policy import Destinations, TargetsNothing
+from common.runclient import ClusterAccess
 from common.settings import NoSettings, RuntimeSettings, ServiceSettings
 from common.status import IntegrationStatus, RunState
 
@@ -51,10 +52,17 @@ class Context(Generic[ConfigT, SettingsT]):
     load_children: Callable[[Run], list[Run]] = field(default=lambda _: [], repr=False)
     event: RunEvent | None = None
     """The event being handled; its run may be older than ``run``, which is live."""
+    cluster: ClusterAccess | None = field(default=None, repr=False)
+    """Other runs, step logs and coordination objects, when the runtime's client offers them."""
+
+    _children: list[list[Run]] = field(default_factory=list, init=False, repr=False, compare=False)
+    """The child TaskRuns once read, so a message and its step logs read them once."""
 
     def child_runs(self) -> list[Run]:
-        """The run's child TaskRuns as they are now (one API read each; use when needed)."""
-        return self.load_children(self.run)
+        """The run's child TaskRuns as they are now: one API read each, the first time it is asked."""
+        if not self._children:
+            self._children.append(self.load_children(self.run))
+        return list(self._children[0])
 
     def recorded(self, key: str) -> str | None:
         """An id kept in the previous record's annotations, e.g. ``check-run-id``. Untrusted."""
@@ -132,6 +140,13 @@ class Integration(Generic[ConfigT, SettingsT]):
     reports_child_taskruns: bool = False
     min_scale: int = 0
     """Replicas its Knative Service keeps warm: 1 where a cold start would delay what users watch."""
+    coordinates_across_runs: bool = False
+    """Keeps something that several runs share (a rollup check run, one pull-request comment):
+    its creation is claimed with a Lease of a deterministic name in the runs' namespace, so its
+    Service may create, get and update Leases there (derived into its RBAC)."""
+    message: Callable[[Context[ConfigT, SettingsT]], Any] | None = None
+    """What ``report`` sends, built without sending it: ``tekton-integrations render`` prints it.
+    For an integration whose messages an operator's template may write (``Templated`` config)."""
     name: str = ""
 
     def __post_init__(self) -> None:

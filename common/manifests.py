@@ -10,7 +10,17 @@ Trigger and ServiceAccount. No I/O except ``write``. What each comes from:
   ``SecretDirectory`` field is that mount itself; every other field is an optional key of the
   ConfigMap ``tekton-integrations-settings`` (absent: the field's default);
 - ``Integration.min_scale``: whether a replica is kept warm;
+- the configuration model: ``ShowsStepLogs`` binds its ServiceAccount to the ClusterRole
+  ``tekton-integrations-step-logs`` (``pods/log`` get, nothing more) and gives its Service the
+  optional ``TEKTON_RESULTS_*`` settings; ``Templated`` mounts the optional ConfigMap
+  ``tekton-integrations-templates`` at ``TI_TEMPLATES_DIR``;
+- ``Integration.coordinates_across_runs``: binds it to ``tekton-integrations-coordination``
+  (Leases: get, create, update, patch);
 - the declaring module's docstring: the comment that heads the files.
+
+The ClusterRoles themselves are the runtime's, in ``knative/rbac/`` (``ROLE_RULES`` says what each
+grants; a deploy test keeps the two equal): only the bindings are derived. The single Service's
+ServiceAccount is bound to the union of what its integrations need.
 
 ``tekton-integrations manifests --write knative/integrations`` writes one folder per installed
 integration plus the index kustomization; ``tekton-integrations manifests --single-service
@@ -35,8 +45,10 @@ import yaml
 from pydantic import SecretStr
 
 from common import registry
+from common.config import ShowsStepLogs, Templated
 from common.integration import Integration
 from common.settings import SECRET_DIRECTORY, RuntimeSettings, ServiceSettings
+from common.steplogs import ResultsSettings
 
 Obj = dict[str, Any]
 NAMESPACE = "tekton-integrations"
@@ -49,6 +61,31 @@ IMAGE = "tekton-integrations"
 """Placeholder image: one kustomize ``images:`` entry points every Service at a build."""
 THREADS = 8
 CLUSTER_ROLE = "tekton-integrations-runs"
+STEP_LOGS_ROLE = "tekton-integrations-step-logs"
+COORDINATION_ROLE = "tekton-integrations-coordination"
+ROLE_RULES: dict[str, list[Obj]] = {
+    CLUSTER_ROLE: [
+        {
+            "apiGroups": ["tekton.dev"],
+            "resources": ["pipelineruns", "taskruns"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ],
+    STEP_LOGS_ROLE: [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
+    COORDINATION_ROLE: [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update", "patch"],
+        }
+    ],
+}
+"""Each ClusterRole of ``knative/rbac/`` and exactly what it grants."""
+TEMPLATES_MAP = "tekton-integrations-templates"
+TEMPLATES_DIR = "/etc/tekton-integrations/templates"
+TEMPLATES_ENV = "TI_TEMPLATES_DIR"
 DEAD_LETTER_SERVICE = "deadletter"
 GENERIC_TARGET = "common/target.py"
 FILES = ("kustomization.yaml", "service.yaml", "trigger.yaml", "rbac.yaml", "secret.example.yaml")
@@ -126,6 +163,26 @@ def source_of(name: str) -> str:
     return GENERIC_TARGET
 
 
+def roles(integration: Integration[Any, Any]) -> list[str]:
+    """The ClusterRoles its ServiceAccount is bound to: the shared one, and what it declares it needs."""
+    needed = [CLUSTER_ROLE]
+    if shows_step_logs(integration):
+        needed.append(STEP_LOGS_ROLE)
+    if integration.coordinates_across_runs:
+        needed.append(COORDINATION_ROLE)
+    return needed
+
+
+def shows_step_logs(integration: Integration[Any, Any]) -> bool:
+    """Whether its messages can show failed steps' logs (``common.steplogs``), which it reads."""
+    return issubclass(integration.config, ShowsStepLogs)
+
+
+def templated(integration: Integration[Any, Any]) -> bool:
+    """Whether an operator's template may render its message (``common.templates``)."""
+    return issubclass(integration.config, Templated)
+
+
 def service(integration: Integration[Any, Any], source: str) -> Obj:
     """The Knative Service running ``source`` (``functions/<name>/main.py``) for ``integration``."""
     name = integration.name
@@ -134,7 +191,15 @@ def service(integration: Integration[Any, Any], source: str) -> Obj:
         env.append({"name": registry.TARGET_ENV, "value": name})
     settings_env, mounted = _settings_env(integration, set())
     env += settings_env
-    return _service(name, env, [name] if mounted else [], integration.min_scale, timeout=60)
+    env += _presentation_env([integration], {entry["name"] for entry in env})
+    return _service(
+        name,
+        env,
+        [name] if mounted else [],
+        integration.min_scale,
+        timeout=60,
+        templates=templated(integration),
+    )
 
 
 def single_service(integrations: list[Integration[Any, Any]]) -> Obj:
@@ -154,8 +219,10 @@ def single_service(integrations: list[Integration[Any, Any]]) -> Obj:
         taken |= {entry["name"] for entry in settings_env}
         if mounted:
             secrets.append(integration.name)
+    env += _presentation_env(integrations, taken)
     scale = max((i.min_scale for i in integrations), default=0)
-    return _service(SINGLE_SERVICE, env, secrets, scale, timeout=SINGLE_TIMEOUT_SECONDS)
+    templates = any(templated(i) for i in integrations)
+    return _service(SINGLE_SERVICE, env, secrets, scale, timeout=SINGLE_TIMEOUT_SECONDS, templates=templates)
 
 
 def _runtime_env(source: str) -> list[Obj]:
@@ -168,6 +235,21 @@ def _runtime_env(source: str) -> list[Obj]:
         {"name": "TI_POLICY_FILE", "value": f"{POLICY_DIR}/policy.yaml"},
         _from_settings(RuntimeSettings.variable("dashboard_url")),
     ]
+
+
+def _presentation_env(integrations: list[Integration[Any, Any]], taken: set[str]) -> list[Obj]:
+    """Where step logs come from, for a Service one of whose integrations shows them: the
+    optional Tekton Results settings (a token file too: the function's ServiceAccount token is
+    used without one), and the templates' folder for one whose integrations are ``Templated``."""
+    env: list[Obj] = []
+    if any(shows_step_logs(i) for i in integrations):
+        for field in ResultsSettings.model_fields:
+            variable = ResultsSettings.variable(field)
+            secret = _is_secret(ResultsSettings.model_fields[field].annotation)
+            env.append(_from_settings(f"{variable}_FILE" if secret else variable))
+    if any(templated(i) for i in integrations):
+        env.append({"name": TEMPLATES_ENV, "value": TEMPLATES_DIR})
+    return [entry for entry in env if entry["name"] not in taken]
 
 
 def _settings_env(integration: Integration[Any, Any], taken: set[str]) -> tuple[list[Obj], bool]:
@@ -194,12 +276,17 @@ def _settings_env(integration: Integration[Any, Any], taken: set[str]) -> tuple[
     return env, mounted
 
 
-def _service(name: str, env: list[Obj], secrets: list[str], min_scale: int, *, timeout: int) -> Obj:
-    """The Knative Service ``name``: the container, the policy mount and one Secret mount per name
-    in ``secrets`` (at ``SECRETS_ROOT/<integration>``)."""
+def _service(
+    name: str, env: list[Obj], secrets: list[str], min_scale: int, *, timeout: int, templates: bool
+) -> Obj:
+    """The Knative Service ``name``: the container, the policy mount, the templates mount when
+    ``templates``, and one Secret mount per name in ``secrets`` (at ``SECRETS_ROOT/<integration>``)."""
     container: Obj = {**copy.deepcopy(_CONTAINER), "env": env}
     volumes: list[Obj] = [{"name": "policy", "configMap": {"name": POLICY_MAP, "optional": True}}]
     mounts: list[Obj] = [{"name": "policy", "mountPath": POLICY_DIR, "readOnly": True}]
+    if templates:  # the operator's own ConfigMap, when there is one (docs/templates.md)
+        volumes.append({"name": "templates", "configMap": {"name": TEMPLATES_MAP, "optional": True}})
+        mounts.append({"name": "templates", "mountPath": TEMPLATES_DIR, "readOnly": True})
     for integration in secrets:
         volumes.append(
             {
@@ -266,19 +353,45 @@ def trigger(name: str) -> Obj:
     }
 
 
-def rbac(name: str) -> list[Obj]:
-    """Its own ServiceAccount, bound to the shared least-privilege ClusterRole."""
-    binding = PART_OF if name == SINGLE_SERVICE else f"{PART_OF}-{name}"
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "labels": labels(name)}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": binding, "labels": labels(name)},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
-        },
+def rbac(name: str, integrations: list[Integration[Any, Any]] | None = None) -> list[Obj]:
+    """The ServiceAccount ``name``, bound to the shared least-privilege ClusterRole and to each other
+    ClusterRole the ``integrations`` it serves need (``roles``). By default those are what the name
+    is: an installed integration, every one for the single Service, none for the dead-letter
+    receiver. The shared role's binding is ``tekton-integrations-<name>`` (the single Service's
+    ``tekton-integrations``); another role's adds the role's own suffix (``-step-logs``)."""
+    if integrations is None:
+        integrations = _served_by(name)
+    needed = [
+        CLUSTER_ROLE,
+        *(r for r in ROLE_RULES if r != CLUSTER_ROLE and any(r in roles(i) for i in integrations)),
     ]
+    base = PART_OF if name == SINGLE_SERVICE else f"{PART_OF}-{name}"
+    account: Obj = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "labels": labels(name)},
+    }
+    return [account, *(_binding(name, base, role) for role in needed)]
+
+
+def _served_by(name: str) -> list[Integration[Any, Any]]:
+    if name == SINGLE_SERVICE:
+        return registry.declarations()
+    if name == DEAD_LETTER_SERVICE or not registry.installed(name):
+        return []
+    loaded = registry.load(name).integration
+    return [loaded] if loaded is not None else []
+
+
+def _binding(name: str, base: str, role: str) -> Obj:
+    binding = base if role == CLUSTER_ROLE else f"{base}-{role.removeprefix(PART_OF + '-')}"
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": binding, "labels": labels(name)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
+    }
 
 
 def secret_template(integration: Integration[Any, Any]) -> Obj | None:
@@ -315,7 +428,7 @@ def files(integration: Integration[Any, Any], source: str) -> dict[str, str]:
         ),
         "service.yaml": head + _dump(service(integration, source)),
         "trigger.yaml": head + _dump(trigger(name)),
-        "rbac.yaml": head + "---\n".join(_dump(obj) for obj in rbac(name)),
+        "rbac.yaml": head + "---\n".join(_dump(obj) for obj in rbac(name, [integration])),
     }
     template = secret_template(integration)
     if template is not None:
@@ -360,7 +473,7 @@ def single_service_files(integrations: list[Integration[Any, Any]]) -> dict[str,
         "kustomization.yaml": kustomization,
         "service.yaml": head + _dump(single_service(integrations)),
         "trigger.yaml": head + _dump(trigger(SINGLE_SERVICE)),
-        "rbac.yaml": head + "---\n".join(_dump(obj) for obj in rbac(SINGLE_SERVICE)),
+        "rbac.yaml": head + "---\n".join(_dump(obj) for obj in rbac(SINGLE_SERVICE, integrations)),
     }
 
 

@@ -32,6 +32,11 @@ API, for the runtime and integrations:
 - ``NamespacePolicy.allows(name, rule, value) -> bool`` and ``.require(...)``, which raises
   ``common.errors.TargetNotAllowedError`` naming the namespace, the value and the policy entry.
 - ``NamespacePolicy.network(name, rule) -> NetworkPolicy`` for a rule with ``network=True``.
+- ``NamespacePolicy.log_lines_cap(name) -> int | None`` (section key ``logLines``: the most lines
+  of a failed step's log a run may show, 0 forbids reading them; ``None``: not capped) and
+  ``.allows_template(name, template) -> bool`` (section key ``templates``: the operator's
+  templates a run may select; absent, any). Every section may hold these two keys, also that of
+  an integration that targets nothing.
 
 Matching: patterns are ``fnmatch`` globs (``*``, ``?``, ``[...]``), compared case-insensitively
 (GitHub and GitLab paths, Slack channels, domains and hosts are all case-insensitive services).
@@ -55,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from common.errors import TargetNotAllowedError, TemporaryError, clip
 
 if TYPE_CHECKING:  # the file's schema is built when a policy file is first read (policy_schema)
-    from common.policy_schema import Entry, PolicyDocument
+    from common.policy_schema import Entry, PolicyDocument, PresentationView
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +141,41 @@ class NamespacePolicy:
     entry: str = ""
     """``default`` or ``namespaces.<ns>``: where in the file the sections are."""
     path: str = ""
+
+    def log_lines_cap(self, name: str) -> int | None:
+        """The most lines of a failed step's log integration ``name`` may show for this namespace's
+        runs: ``None`` when not capped, 0 when reading logs is forbidden (deny-all: nothing is)."""
+        if self.mode != "entry":
+            return None if self.mode == "allow-all" else 0
+        view = self._presentation(name)
+        return view.log_lines if view is not None else None
+
+    def allows_template(self, name: str, template: str) -> bool:
+        """Whether this namespace's runs may have integration ``name`` render the operator's
+        template ``template`` (its section's ``templates``; absent: any)."""
+        if self.mode != "entry":
+            return self.mode == "allow-all"
+        view = self._presentation(name)
+        return view is None or view.templates is None or template in view.templates
+
+    def _presentation(self, name: str) -> PresentationView | None:
+        """The ``logLines`` and ``templates`` of integration ``name``'s section, ``None`` without one."""
+        raw = (self.sections or {}).get(name)
+        if raw is None:
+            return None
+        from pydantic import ValidationError  # noqa: PLC0415 -- a section is validated only for a file
+
+        from common.policy_schema import PresentationView  # noqa: PLC0415
+
+        if not isinstance(raw, Mapping):
+            raise PolicyError(
+                f"the policy file {self.path} is invalid: {self.entry}.{name}: must be a mapping"
+            )
+        try:
+            return PresentationView.model_validate(raw)
+        except ValidationError as e:
+            problems = "; ".join(f"{self.entry}.{name}.{_describe(error)}" for error in e.errors())
+            raise PolicyError(clip(f"the policy file {self.path} is invalid: {problems}", 900)) from e
 
     def section(self, name: str, rule: Destinations) -> Entry | None:
         """The validated section of integration ``name``, ``None`` when the entry has none."""
@@ -230,14 +270,8 @@ class Policy:
             (f"namespaces.{namespace}", sections) for namespace, sections in self.document.namespaces.items()
         ]
         for where, sections in entries:
-            if name not in sections:
-                continue
-            if isinstance(rule, TargetsNothing):
-                raise PolicyError(
-                    f"the policy file {self.path} is invalid: {where}.{name}: {name} targets nothing a "
-                    "run chooses, so it has no policy section"
-                )
-            _validated_section(name, rule, sections[name], where, self.path)
+            if name in sections:
+                _validated_section(name, rule, sections[name], where, self.path)
 
 
 def parse_policy(text: str, path: str = "<policy>", known: Callable[[], list[str]] | None = None) -> Policy:
@@ -286,19 +320,32 @@ def _check_names(document: PolicyDocument, path: str, known: Callable[[], list[s
             )
 
 
-def _validated_section(name: str, rule: Destinations, raw: Any, entry: str, path: str) -> Entry:
-    """``raw`` checked against ``rule``; errors name ``<entry>.<name>.<key>`` in the file at ``path``."""
+def _validated_section(
+    name: str, rule: Destinations | TargetsNothing, raw: Any, entry: str, path: str
+) -> Entry:
+    """``raw`` checked against ``rule``; errors name ``<entry>.<name>.<key>`` in the file at ``path``.
+
+    A ``TargetsNothing`` integration's section may hold only ``logLines`` and ``templates``."""
     from pydantic import ValidationError  # noqa: PLC0415 -- a section is validated only for a file
 
     from common.policy_schema import section_model  # noqa: PLC0415
 
     where = f"the policy file {path} is invalid: {entry}.{name}"
     if not isinstance(raw, Mapping):
-        raise PolicyError(f"{where}: must be a mapping with {rule.field}")
+        keys = (
+            f"{rule.field}, logLines or templates"
+            if isinstance(rule, Destinations)
+            else "logLines or templates"
+        )
+        raise PolicyError(f"{where}: must be a mapping with {keys}")
     try:
         return section_model(rule).model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(f"{entry}.{name}.{_describe(error)}" for error in e.errors())
+        if isinstance(rule, TargetsNothing):
+            problems += (
+                f" ({name} targets nothing a run chooses: its section holds only logLines and templates)"
+            )
         raise PolicyError(clip(f"the policy file {path} is invalid: {problems}", 900)) from e
 
 

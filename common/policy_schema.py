@@ -11,9 +11,19 @@ from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
-from common.policy import Destinations
+from common.config import MAX_LOG_LINES
+from common.policy import Destinations, TargetsNothing
 
 IPNetwork = IPv4Network | IPv6Network
 Section = Mapping[str, Any]
@@ -36,6 +46,8 @@ def _lowered(values: object) -> object:
 
 Network = Annotated[IPNetwork, BeforeValidator(_network)]
 Patterns = Annotated[tuple[StrictStr, ...], BeforeValidator(_lowered)]
+TemplateName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+"""A template's name, as a run's ``template`` annotation names it (``common.config.Templated``)."""
 
 
 class Entry(BaseModel):
@@ -44,7 +56,22 @@ class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
-class AddressRules(Entry):
+class Presentation(Entry):
+    """What every section may also say about the messages the namespace's runs get."""
+
+    log_lines: StrictInt | None = Field(None, alias="logLines", ge=0, le=MAX_LOG_LINES)
+    """``logLines``: the most lines of a failed step's log a run may show; 0 forbids reading logs."""
+    templates: tuple[TemplateName, ...] | None = None
+    """``templates``: the operator's templates the runs may select; absent, any of them."""
+
+
+class PresentationView(Presentation):
+    """``Presentation`` read from a section whose other keys are validated elsewhere (``Policy.check``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class AddressRules(Presentation):
     """Address-safety exceptions of a section whose rule has ``network=True``."""
 
     allow_http: StrictBool = Field(False, alias="allowHttp")
@@ -59,9 +86,12 @@ class PolicyDocument(Entry):
 
 
 @cache
-def section_model(rule: Destinations) -> type[Entry]:
-    """The pydantic model of a section for ``rule``: its field, plus address rules if ``network``."""
-    base: type[Entry] = AddressRules if rule.network else Entry
+def section_model(rule: Destinations | TargetsNothing) -> type[Entry]:
+    """The pydantic model of a section for ``rule``: its field, plus address rules if ``network``;
+    every section also takes the ``Presentation`` keys (all a ``TargetsNothing`` section may hold)."""
+    if isinstance(rule, TargetsNothing):
+        return Presentation
+    base: type[Entry] = AddressRules if rule.network else Presentation
     fields: dict[str, Any] = {rule.field: (Patterns | None, None)}
     model: type[Entry] = create_model(f"{rule.field.title()}Section", __base__=base, **fields)
     return model

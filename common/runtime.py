@@ -47,7 +47,7 @@ from common.events import Run, RunEvent
 from common.integration import Context, Integration, SettingsT
 from common.policy import Destinations, load_policy
 from common.redaction import redact
-from common.runclient import RunClient, RunRef
+from common.runclient import ClusterAccess, RunClient, RunRef
 from common.settings import RuntimeSettings
 from common.status import ConditionStatus, IntegrationStatus, RunState, new_record
 from common.store import StatusStore, ref_of
@@ -108,7 +108,7 @@ class Processor(Generic[ConfigT, SettingsT]):
         self.client = client
         self.settings = settings
         self.clock = clock
-        self.store = StatusStore(client, integration.name)
+        self.store = StatusStore(client, integration.name, settings.status_integrations)
         self._unwritten: dict[tuple[str, str, str], IntegrationStatus] = {}
         """Records of claimed side effects whose write failed, by run UID and state: the next
         delivery of that state here writes them, instead of waiting out the claim and repeating
@@ -194,6 +194,7 @@ class Processor(Generic[ConfigT, SettingsT]):
             runtime=self.settings,
             load_children=self._children,
             event=event,
+            cluster=self.client if isinstance(self.client, ClusterAccess) else None,
         )
         if not self.integration.reports(ctx):
             return Outcome("ignored", f"{live.phase.value} is not a state this run asks to report")

@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
@@ -147,6 +147,9 @@ class RuntimeSettings(ServiceSettings):
     """Base of links to runs on the Tekton Dashboard."""
     max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
     """``TI_MAX_EVENT_BYTES``: larger requests are refused with 400."""
+    status_integrations: Literal["auto", "always", "never"] = "auto"
+    """``TI_STATUS_INTEGRATIONS``: when records are mirrored into ``status.integrations``
+    (``common.store.MirrorMode``)."""
 
     def run_url(self, run: Run) -> str | None:
         """``<dashboard>/#/namespaces/<ns>/<resource>/<name>``, the Dashboard's hash route."""

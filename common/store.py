@@ -6,7 +6,8 @@ JSON merge patch that names only that key and carries the ``resourceVersion`` th
 made on, so a concurrent change answers ``ConflictError`` instead of being overwritten.
 
 Where the cluster keeps ``status.integrations`` (a Tekton that adopted TEP-0004), the record is
-mirrored there too. Whether it is kept is learnt from the server's answer, once per kind.
+mirrored there too (``TI_STATUS_INTEGRATIONS``, see ``MirrorMode``). Whether it is kept is learnt
+from what the server answers, never assumed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from common.config import RECORD_KEY, annotation_key
 from common.errors import ConflictError, IntegrationError, RunNotFoundError
@@ -24,6 +25,13 @@ from common.status import IntegrationStatus
 
 log = logging.getLogger(__name__)
 
+MirrorMode = Literal["auto", "always", "never"]
+"""``TI_STATUS_INTEGRATIONS``. ``auto``: mirror on runs the server already stores with a
+``status.integrations`` list (the schema keeps it: evidence at no cost), never probing, so an event
+costs no request for the mirror on today's Tekton, whose schema prunes the field. ``always``: write
+it after every record, until the server's answer shows the field pruned (one more request per
+kind and process on a cluster that prunes it). ``never``: the annotation only."""
+
 
 def ref_of(run: Run) -> RunRef:
     return RunRef(run.kind, run.namespace, run.name)
@@ -32,11 +40,11 @@ def ref_of(run: Run) -> RunRef:
 class StatusStore:
     """Reads and writes one integration's records."""
 
-    def __init__(self, client: RunClient, integration: str) -> None:
+    def __init__(self, client: RunClient, integration: str, mirror: MirrorMode = "auto") -> None:
         self.client = client
         self.integration = integration
         self.key = annotation_key(integration, RECORD_KEY)
-        self._tep_mirror = TepStatusMirror(client)
+        self._tep_mirror = TepStatusMirror(client, mirror)
 
     def load(self, ref: RunRef) -> Run:
         """The live run. Raises ``RunNotFoundError`` or a temporary error."""
@@ -78,14 +86,17 @@ class StatusStore:
 class TepStatusMirror:
     """Mirrors records into ``status.integrations`` on clusters whose schema keeps that field."""
 
-    def __init__(self, client: RunClient) -> None:
+    def __init__(self, client: RunClient, mode: MirrorMode = "auto") -> None:
         self.client = client
+        self.mode = mode
         self._kept: dict[RunKind, bool] = {}
         self._lock = threading.Lock()
 
     def write(self, run: Run, record: IntegrationStatus) -> None:
-        if self._kept.get(run.kind) is False:
+        if self.mode == "never" or self._kept.get(run.kind) is False:
             return
+        if self.mode == "auto" and not isinstance((run.raw.get("status") or {}).get("integrations"), list):
+            return  # no evidence that the schema keeps the field: no request to find out
         entries = [
             entry
             for entry in _integrations(run.raw)

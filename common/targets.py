@@ -45,16 +45,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
 from time import monotonic
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
 
 from common.addresses import IPAddress, refusal
 from common.errors import IntegrationError, PermanentError, TargetNotAllowedError, TemporaryError, clip
 from common.faults import Faults
 from common.policy import NetworkPolicy
 from common.redaction import redact
+
+if TYPE_CHECKING:  # urllib3 is imported by the first delivery: an ignored run never needs it
+    import urllib3
+    from urllib3.exceptions import HTTPError
 
 USER_AGENT = "tekton-integrations/0.1"
 MAX_CONNECT_TIMEOUT = 5.0
@@ -221,6 +223,8 @@ def post(
 
     ``service`` names the target in messages (``webhook receiver``).
     """
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError  # noqa: PLC0415
+
     target, addresses = check(url, network)
     request_headers = {"User-Agent": USER_AGENT, **headers, "Host": target.host_header}
     failure: HTTPError | None = None
@@ -326,6 +330,8 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _pool(target: TargetURL, address: IPAddress, timeouts: Timeouts) -> urllib3.HTTPConnectionPool:
+    import urllib3  # noqa: PLC0415 -- with the first delivery
+
     timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
     if target.scheme == "https":
         return urllib3.HTTPSConnectionPool(
@@ -376,6 +382,8 @@ def _exchange(
 
 
 def _transport_error(error: HTTPError, what: str, timeouts: Timeouts) -> IntegrationError:
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError, SSLError  # noqa: PLC0415
+
     if isinstance(error, SSLError):
         return PermanentError(TLS_ERROR, f"TLS failed for {what}: {_cause(error)}")
     if isinstance(error, NewConnectionError):  # a subclass of ConnectTimeoutError, yet no timeout

@@ -17,6 +17,7 @@ from common import registry, samples
 from common.http import use_run_client
 from common.runclient import MemoryRunClient, RunRef
 from common.settings import RuntimeSettings, ServiceSettings
+from common.steplogs import ResultsSettings
 from tests.support.secrets_guard import note_output
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ RUNTIME_ENV = ("KUBECONFIG", "TI_POLICY_FILE", "TEKTON_API_VERSION", registry.TA
 def settings_variables() -> list[str]:
     """Every variable a function reads its settings from (and its ``_FILE`` twin), from the
     runtime's and every installed integration's settings model."""
-    models: list[type[ServiceSettings]] = [RuntimeSettings]
+    models: list[type[ServiceSettings]] = [RuntimeSettings, ResultsSettings]
     models += [integration.settings for integration in registry.declarations()]
     names = {*RUNTIME_ENV}
     for model in models:

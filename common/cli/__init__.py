@@ -1,5 +1,5 @@
-"""The ``tekton-integrations`` command: ``status``, ``explain``, ``send``, ``resync``, ``doctor``,
-``health`` and the local ``demo``, ``manifests``, ``version`` and ``completion``.
+"""The ``tekton-integrations`` command: ``status``, ``explain``, ``render``, ``send``, ``resync``,
+``doctor``, ``health`` and the local ``demo``, ``manifests``, ``version`` and ``completion``.
 
 Owns argument parsing, the session each command runs with, and turning errors into a message on
 stderr and an exit code (``common.cli.errors``). Each subcommand is one module that registers
@@ -28,6 +28,7 @@ from common.cli import (
     health,
     manifests,
     options,
+    render,
     resync,
     send,
     status,
@@ -60,7 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.add_global(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (status, explain, send, resync, doctor, health, demo, manifests, version, completion):
+    for module in (
+        status,
+        explain,
+        render,
+        send,
+        resync,
+        doctor,
+        health,
+        demo,
+        manifests,
+        version,
+        completion,
+    ):
         module.add_parser(commands)
     return parser
 

@@ -20,7 +20,7 @@ from common.cli.options import Takes, add_to
 
 PROG = "tekton-integrations"
 SHELLS = ("bash", "zsh", "fish")
-FILE_DESTS = frozenset({"kubeconfig", "file", "policy", "write"})
+FILE_DESTS = frozenset({"kubeconfig", "file", "policy", "write", "templates_dir"})
 """Options whose value is a path: completed with file names."""
 
 DESCRIPTION = """\

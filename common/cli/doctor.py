@@ -16,6 +16,7 @@ nothing failed).
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -160,7 +161,8 @@ class Doctor:
             f"ConfigMap {self.tekton_namespace}/{CONFIG_EVENTS}",
             lambda: self._config_events(broker_url if isinstance(broker_url, str) else None),
         )
-        self._guard("rbac", f"ClusterRole {manifests.CLUSTER_ROLE}", self._cluster_role)
+        for role in manifests.ROLE_RULES:
+            self._guard("rbac", f"ClusterRole {role}", functools.partial(self._cluster_role, role))
         bindings = self._guard("rbac", "bindings", self._bindings)
         for loaded in declared:
             if loaded.integration is None:
@@ -288,9 +290,12 @@ class Doctor:
         else:
             self._add("eventing", subject, "ok", "sink points at the Broker")
 
-    def _cluster_role(self) -> None:
-        subject = f"ClusterRole {manifests.CLUSTER_ROLE}"
-        role = self._get(RBAC, "clusterroles", None, manifests.CLUSTER_ROLE)
+    def _cluster_role(self, name: str) -> None:
+        subject = f"ClusterRole {name}"
+        expected = (
+            RUN_RULES if name == manifests.CLUSTER_ROLE else frozenset(_rules(manifests.ROLE_RULES[name]))
+        )
+        role = self._get(RBAC, "clusterroles", None, name)
         if role is None:
             self._add(
                 "rbac",
@@ -301,15 +306,15 @@ class Doctor:
             )
             return
         granted = _rules(role.get("rules") or [])
-        wider = sorted(granted - RUN_RULES)
-        missing = sorted(RUN_RULES - granted)
+        wider = sorted(granted - expected)
+        missing = sorted(expected - granted)
         if wider:
             self._add(
                 "rbac",
                 subject,
                 "failed",
                 f"grants more than the functions need: {_triples(wider)}",
-                "restore it: kubectl apply -f knative/rbac/clusterrole.yaml (or kubectl apply -k knative/)",
+                "restore it: kubectl apply -k knative/rbac/ (or kubectl apply -k knative/)",
             )
         elif missing:
             self._add(

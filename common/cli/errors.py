@@ -4,7 +4,7 @@ Exit codes (docs/cli.md, and ``EXIT_CODES_HELP`` at the end of ``--help``):
 
 - 0: done; for ``status``, at least one run matched; for ``doctor``, every check passed;
 - 1: an error not listed below (a function answered non-2xx to ``send``, ``resync`` left work
-  undone, ``doctor`` found a problem);
+  undone, ``doctor`` found a problem, ``render`` could not use a template);
 - 2: bad usage (argparse);
 - 3: ``status`` matched no run in the namespaces searched: an answer, not an error;
 - 4: the run named on the command line does not exist;
@@ -33,7 +33,8 @@ class ExitCode(IntEnum):
 EXIT_CODES_HELP = """\
 exit codes:
   0  done (status: a run matched; doctor: every check passed)
-  1  error (send: the function answered non-2xx; resync: a delivery is left; doctor: a problem)
+  1  error (send: the function answered non-2xx; resync: a delivery is left; doctor: a problem;
+     render: a template fell back)
   2  bad usage
   3  status matched no run in the namespaces searched (an answer, not an error)
   4  the run named does not exist

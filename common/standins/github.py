@@ -16,7 +16,13 @@ an App JWT is refused elsewhere; an expired installation token gets 401; an inva
 
 Endpoints: get repository, get commit, create/get/update a check run, list check runs for a
 Git reference (``GET /repos/{o}/{r}/commits/{ref}/check-runs``), create a commit status, get a
-repository's App installation, create an installation access token.
+repository's App installation, create an installation access token; get a pull request (one
+added with ``add_pull_request``), list (oldest first, paginated), create and update its comments
+(``/repos/{o}/{r}/issues/{n}/comments``, ``/repos/{o}/{r}/issues/comments/{id}``), and get the
+authenticated user (``GET /user``: a token's user; an installation token is refused with 403,
+as GitHub refuses it). A comment is written by the credential's identity: a token's user
+(``token_login``) or, with an installation token, ``tekton-integrations[bot]`` with
+``performed_via_github_app`` set to the App.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ CHECK_RUN_CONCLUSIONS: Final = frozenset(
 COMMIT_STATUS_STATES: Final = frozenset({"error", "failure", "pending", "success"})
 MAX_ANNOTATIONS_PER_REQUEST: Final = 50
 MAX_OUTPUT_TEXT: Final = 65535
+MAX_COMMENT_BODY: Final = 65536
 # GitHub refuses App JWTs valid for more than ten minutes; allow for clock drift.
 MAX_JWT_LIFETIME_SECONDS: Final = 660
 
@@ -213,6 +220,12 @@ class GitHubStandIn:
         self.statuses: list[JsonObject] = []
         """Posted commit statuses in order, each the answer's JSON plus ``repository``
         (``owner/name``) and ``sha``."""
+        self.token_login = "tekton-ci"  # noqa: S105 -- a login, not a password
+        """The user a token (one this stand-in did not issue) acts as."""
+        self.pull_requests: dict[tuple[str, str, int], JsonObject] = {}
+        """(owner, repo, number) -> ``{"head_sha": ..., "state": ...}``; see ``add_pull_request``."""
+        self.issue_comments: dict[int, JsonObject] = {}
+        """Comment id -> its JSON as GET would return it, on the pull requests above."""
         self._faults: list[_Fault] = []
         self._issued_tokens: dict[str, datetime] = {}
         self._ids = itertools.count(1)
@@ -328,6 +341,32 @@ class GitHubStandIn:
         with self.lock:
             self._faults.append(_Fault(status, count, {}, {}, method, path, echo=True, as_json=as_json))
 
+    def add_pull_request(
+        self, owner: str, repo: str, number: int, head_sha: str, *, state: str = "open"
+    ) -> None:
+        """A pull request whose head is ``head_sha`` (call again to move its head, as a push does)."""
+        with self.lock:
+            self.pull_requests[(owner, repo, number)] = {"head_sha": head_sha, "state": state}
+
+    def add_issue_comment(
+        self, owner: str, repo: str, number: int, body: str, *, login: str = "someone"
+    ) -> int:
+        """A comment written on a pull request by the user ``login``, as if on github.com; its id."""
+        with self.lock:
+            request = _Request("POST", "", (), None, None, self.url, self.url)
+            author = _user(request, login, _stable_id(login), "User")
+            return int(self._new_issue_comment(request, owner, repo, number, body, author, None)["id"])
+
+    def comments_on(self, owner: str, repo: str, number: int) -> list[JsonObject]:
+        """Copies of a pull request's comments, oldest first."""
+        with self.lock:
+            suffix = f"/repos/{owner}/{repo}/issues/{number}"
+            return [
+                json.loads(json.dumps(comment))
+                for comment in self.issue_comments.values()
+                if comment["issue_url"].endswith(suffix)
+            ]
+
     def pending_faults(self) -> int:
         """How many scripted fault answers have not been used yet."""
         with self.lock:
@@ -350,6 +389,8 @@ class GitHubStandIn:
             self.check_runs.clear()
             self.annotations.clear()
             self.statuses.clear()
+            self.pull_requests.clear()
+            self.issue_comments.clear()
             self._faults.clear()
             self._issued_tokens.clear()
 
@@ -571,6 +612,87 @@ class GitHubStandIn:
         }
         self.statuses.append({**answer, "repository": f"{owner}/{repo}", "sha": sha})
         return _Answer(201, answer, {"Location": answer["url"]})
+
+    def _get_user(self, request: _Request) -> _Answer:
+        if request.credential == "installation-token":
+            return _error(403, "Resource not accessible by integration")
+        user = _user(request, self.token_login, _stable_id(self.token_login), "User")
+        stamp = _iso(self.clock())
+        profile = dict.fromkeys(("name", "company", "blog", "location", "email", "hireable", "bio"))
+        counts = dict.fromkeys(("public_repos", "public_gists", "followers", "following"), 0)
+        return _Answer(200, {**user, **profile, **counts, "created_at": stamp, "updated_at": stamp})
+
+    def _get_pull_request(self, request: _Request) -> _Answer:
+        owner, repo, raw = request.params
+        pull = self.pull_requests.get((owner, repo, int(raw))) if raw.isdigit() else None
+        if pull is None:
+            return _error(404, "Not Found")
+        return _Answer(200, _pull_request(request, owner, repo, int(raw), pull, self.clock()))
+
+    def _list_issue_comments(self, request: _Request) -> _Answer:
+        """Oldest first, ``per_page`` (at most 100) and ``page``, with a ``Link`` header."""
+        owner, repo, raw = request.params
+        if not raw.isdigit() or (owner, repo, int(raw)) not in self.pull_requests:
+            return _error(404, "Not Found")
+        suffix = f"/repos/{owner}/{repo}/issues/{raw}"
+        found = [c for c in self.issue_comments.values() if c["issue_url"].endswith(suffix)]
+        per_page = min(max(_query_int(request, "per_page", 30), 1), 100)
+        page = max(_query_int(request, "page", 1), 1)
+        start = (page - 1) * per_page
+        link = _link_header(request, page, per_page, len(found))
+        chosen: Any = json.loads(json.dumps(found[start : start + per_page]))
+        return _Answer(200, chosen, {"Link": link} if link else {})
+
+    def _create_issue_comment(self, request: _Request) -> _Answer:
+        owner, repo, raw = request.params
+        if not raw.isdigit() or (owner, repo, int(raw)) not in self.pull_requests:
+            return _error(404, "Not Found")
+        body = _comment_body(request.body)
+        if request.credential == "installation-token":
+            author = _user(request, "tekton-integrations[bot]", self.app_id, "Bot")
+            app: JsonObject | None = _app(request, self.app_id, _iso(self.clock()))
+        else:
+            author, app = _user(request, self.token_login, _stable_id(self.token_login), "User"), None
+        comment = self._new_issue_comment(request, owner, repo, int(raw), body, author, app)
+        return _Answer(201, json.loads(json.dumps(comment)), {"Location": comment["url"]})
+
+    def _update_issue_comment(self, request: _Request) -> _Answer:
+        """Any writer may edit any comment, as GitHub lets a repository's writers do."""
+        owner, repo, raw = request.params
+        comment = self.issue_comments.get(int(raw)) if raw.isdigit() else None
+        if comment is None or f"/repos/{owner}/{repo}/issues/comments/" not in comment["url"]:
+            return _error(404, "Not Found")
+        comment.update(body=_comment_body(request.body), updated_at=_iso(self.clock()))
+        return _Answer(200, json.loads(json.dumps(comment)))
+
+    def _new_issue_comment(  # noqa: PLR0917 -- private; callers pass the whole comment
+        self,
+        request: _Request,
+        owner: str,
+        repo: str,
+        number: int,
+        body: str,
+        author: JsonObject,
+        app: JsonObject | None,
+    ) -> JsonObject:
+        comment_id = next(self._ids)
+        url = f"{request.api}/repos/{owner}/{repo}/issues/comments/{comment_id}"
+        now = _iso(self.clock())
+        comment: JsonObject = {
+            "id": comment_id,
+            "node_id": _node_id("IC", comment_id),
+            "url": url,
+            "html_url": f"{request.web}/{owner}/{repo}/pull/{number}#issuecomment-{comment_id}",
+            "body": body,
+            "user": author,
+            "created_at": now,
+            "updated_at": now,
+            "issue_url": f"{request.api}/repos/{owner}/{repo}/issues/{number}",
+            "author_association": "NONE",
+            "performed_via_github_app": app,
+        }
+        self.issue_comments[comment_id] = comment
+        return comment
 
     def _get_repo_installation(self, request: _Request) -> _Answer:
         owner, _repo = request.params
@@ -897,6 +1019,93 @@ def _commit(request: _Request, owner: str, repo: str, sha: str, now: datetime) -
     }
 
 
+def _pull_request(  # noqa: PLR0917 -- private, like the other JSON shapes
+    request: _Request, owner: str, repo: str, number: int, pull: JsonObject, now: datetime
+) -> JsonObject:
+    api = f"{request.api}/repos/{owner}/{repo}"
+    web = f"{request.web}/{owner}/{repo}/pull/{number}"
+    stamp = _iso(now)
+    author = _user(request, "octocat", _stable_id("octocat"), "User")
+    repository = _repository(request, owner, repo, now)
+    urls = {
+        "url": f"{api}/pulls/{number}",
+        "html_url": web,
+        "diff_url": f"{web}.diff",
+        "patch_url": f"{web}.patch",
+        "issue_url": f"{api}/issues/{number}",
+        "commits_url": f"{api}/pulls/{number}/commits",
+        "review_comments_url": f"{api}/pulls/{number}/comments",
+        "review_comment_url": f"{api}/pulls/comments{{/number}}",
+        "comments_url": f"{api}/issues/{number}/comments",
+        "statuses_url": f"{api}/statuses/{pull['head_sha']}",
+    }
+    links = {
+        "self": urls["url"],
+        "html": web,
+        "issue": urls["issue_url"],
+        "comments": urls["comments_url"],
+        "review_comments": urls["review_comments_url"],
+        "review_comment": urls["review_comment_url"],
+        "commits": urls["commits_url"],
+        "statuses": urls["statuses_url"],
+    }
+
+    def branch(ref: str, sha: str) -> JsonObject:
+        return {"label": f"{owner}:{ref}", "ref": ref, "repo": repository, "sha": sha, "user": author}
+
+    pull_id = _stable_id(owner, repo, "pull", str(number))
+    return {
+        **urls,
+        "id": pull_id,
+        "node_id": _node_id("PR", pull_id),
+        "number": number,
+        "state": pull["state"],
+        "locked": False,
+        "title": f"Stand-in pull request #{number}",
+        "user": author,
+        "body": None,
+        "labels": [],
+        "milestone": None,
+        "active_lock_reason": None,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "closed_at": None,
+        "merged_at": None,
+        "merge_commit_sha": None,
+        "assignee": None,
+        "assignees": [],
+        "requested_reviewers": [],
+        "requested_teams": [],
+        "head": branch(f"pr-{number}", pull["head_sha"]),
+        "base": branch("main", _resolve_ref("main")),
+        "_links": {name: {"href": href} for name, href in links.items()},
+        "author_association": "CONTRIBUTOR",
+        "auto_merge": None,
+        "draft": False,
+        "merged": False,
+        "mergeable": True,
+        "rebaseable": True,
+        "mergeable_state": "clean",
+        "merged_by": None,
+        "comments": 0,
+        "review_comments": 0,
+        "maintainer_can_modify": False,
+        "commits": 1,
+        "additions": 0,
+        "deletions": 0,
+        "changed_files": 0,
+    }
+
+
+def _comment_body(body: Any) -> str:
+    text = _object_body(body, "IssueComment").get("body")
+    if not isinstance(text, str):
+        raise _ValidationError("IssueComment", "body", "missing_field")
+    if len(text) > MAX_COMMENT_BODY:
+        raise _ValidationError("IssueComment", "body", "custom")
+    return text
+
+
 def _jwt_claims(token: str) -> JsonObject | None:
     try:
         payload = token.split(".")[1]
@@ -949,6 +1158,26 @@ _ROUTES: Final[list[_Route]] = [
         "write",
     ),
     ("POST", re.compile(f"{_REPO}/statuses/{_SEGMENT}"), GitHubStandIn._create_status, "write"),
+    ("GET", re.compile(f"{_REPO}/pulls/{_SEGMENT}"), GitHubStandIn._get_pull_request, "read"),
+    (
+        "GET",
+        re.compile(f"{_REPO}/issues/{_SEGMENT}/comments"),
+        GitHubStandIn._list_issue_comments,
+        "read",
+    ),
+    (
+        "POST",
+        re.compile(f"{_REPO}/issues/{_SEGMENT}/comments"),
+        GitHubStandIn._create_issue_comment,
+        "write",
+    ),
+    (
+        "PATCH",
+        re.compile(f"{_REPO}/issues/comments/{_SEGMENT}"),
+        GitHubStandIn._update_issue_comment,
+        "write",
+    ),
+    ("GET", re.compile("/user"), GitHubStandIn._get_user, "write"),  # "write": a credential is needed
     (
         "GET",
         re.compile(f"{_REPO}/installation"),

@@ -4,6 +4,10 @@ Pure. Every header value is built with ``email.message.EmailMessage`` under the 
 from validated addresses and from run facts with control characters removed, so nothing taken
 from a run can add a header. The caller gives the Message-ID, a deterministic key per run state,
 so a mail re-sent after a crash carries the same id and mail systems that dedupe by id show it once.
+
+The body (``body``) is the run's facts, or an operator's template's text (``common.templates``;
+plain text, shown as it is in the HTML alternative, escaped), then a failed run's failed steps'
+last lines (``log-lines``, ``common.steplogs.as_plain``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -18,6 +23,7 @@ from email.utils import formatdate
 
 from common import Run
 from common.errors import clip
+from common.steplogs import StepLog, as_plain
 from common.summary import TaskOutcome, format_duration, headline
 
 POLICY = SMTP.clone(max_line_length=998)
@@ -25,6 +31,9 @@ POLICY = SMTP.clone(max_line_length=998)
 colon at the advisory 78, which some readers show with a leading space."""
 MAX_TASKS = 20
 """Tasks listed at most; the rest are counted."""
+LOG_LIMIT = 20_000
+"""Characters of the failed steps' logs in a mail at most."""
+PRE = '<pre style="white-space: pre-wrap">'
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -38,6 +47,34 @@ def subject(run: Run) -> str:
     return one_line(f"[Tekton] {headline(run)}: {run.kind} {run.namespace}/{run.name} ({run.definition})")
 
 
+@dataclass(frozen=True)
+class Body:
+    """A mail's text body and its HTML alternative."""
+
+    text: str
+    html: str
+
+
+def body(
+    run: Run,
+    *,
+    link: str | None,
+    tasks: Sequence[TaskOutcome],
+    text: str | None = None,
+    logs: Sequence[StepLog] = (),
+) -> Body:
+    """The body for ``run``'s current state: its facts, or ``text`` (an operator's template's
+    output), then ``logs``."""
+    log_text = as_plain(logs, LOG_LIMIT)
+    lines = _facts(run, tasks, link) if text is None else [text]
+    parts = [_html(run, tasks, link)] if text is None else [f"{PRE}{html.escape(text)}</pre>"]
+    if log_text:
+        lines += ["", "The failed steps' last lines:", "", log_text]
+        parts.append(f"<p>The failed steps' last lines:</p>{PRE}{html.escape(log_text)}</pre>")
+    document = "<!DOCTYPE html><html><body>" + "".join(parts) + "</body></html>\n"
+    return Body("\n".join(lines) + "\n", document)
+
+
 def compose(
     run: Run,
     *,
@@ -45,8 +82,7 @@ def compose(
     message_id: str,
     to: Sequence[str],
     cc: Sequence[str],
-    link: str | None,
-    tasks: Sequence[TaskOutcome],
+    content: Body,
 ) -> EmailMessage:
     """The message for ``run``'s current state; addresses must already be validated."""
     message = EmailMessage(policy=POLICY)
@@ -59,9 +95,8 @@ def compose(
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     message["X-Tekton-Run"] = one_line(f"{run.kind} {run.namespace}/{run.name}")
-    lines = _facts(run, tasks, link)
-    message.set_content("\n".join(lines) + "\n")
-    message.add_alternative(_html(run, tasks, link), subtype="html")
+    message.set_content(content.text)
+    message.add_alternative(content.html, subtype="html")
     return message
 
 
@@ -110,4 +145,4 @@ def _html(run: Run, tasks: Sequence[TaskOutcome], link: str | None) -> str:
     else:
         command = f"kubectl -n {run.namespace} describe {run.kind.lower()} {run.name}"
         parts.append(f"<p><code>{esc(command)}</code></p>")
-    return "<!DOCTYPE html><html><body>" + "".join(parts) + "</body></html>\n"
+    return "".join(parts)

@@ -1,6 +1,8 @@
 """Email: mail the people a run names when it reaches a state they asked for (by default, when it fails).
 
-Annotations: ``email.integrations.tekton.dev/{to,cc,on}``. One mail per run and phase: the runtime
+Annotations: ``email.integrations.tekton.dev/{to,cc,on,log-lines,template}``: ``log-lines`` puts
+the failed steps' last lines in the body; ``template`` has an operator's template
+(docs/templates.md) write it. One mail per run and phase: the runtime
 claims the state before the mail is handed to the relay and records it after, so duplicate and
 concurrent deliveries of the same event send nothing more; the record keeps the phase mailed
 last, so Tekton's ``started`` and ``running`` (two states, one phase) make one mail, not two.
@@ -11,6 +13,7 @@ systems and clients de-duplicate.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from email.utils import parseaddr
 from typing import Annotated
 
@@ -22,16 +25,17 @@ from common import (
     Destinations,
     Idempotency,
     Integration,
-    IntegrationConfig,
     Report,
     RunPhase,
     always,
     serve,
 )
-from common.config import STATE_NAMES, RunStates
+from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
+from common.steplogs import failed_step_logs
 from common.summary import unsuccessful_tasks
+from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.email.addresses import domain, recipients
-from functions.email.compose import compose
+from functions.email.compose import Body, body, compose, subject
 from functions.email.delivery import FAULTS, SmtpSettings, describe_refused, send
 
 MAX_RECIPIENTS = 50
@@ -47,7 +51,7 @@ def _at_least_one(addresses: list[str]) -> list[str]:
 Addresses = Annotated[CommaList, AfterValidator(recipients), Field(max_length=MAX_RECIPIENTS)]
 
 
-class EmailConfig(IntegrationConfig):
+class EmailConfig(ShowsStepLogs, Templated):
     to: Annotated[Addresses, AfterValidator(_at_least_one)]
     cc: Addresses = Field(default_factory=list)
     on: RunStates | None = None
@@ -74,27 +78,50 @@ def _message_id(ctx: Ctx, sender: str) -> str:
     return f"<{key}@{domain(parseaddr(sender)[1])}>"
 
 
+def _outgoing(ctx: Ctx) -> tuple[Rendered, Body]:
+    """The body for the run's current state, and the template's text or the default one."""
+    run = ctx.run
+    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
+    children = ctx.child_runs() if failed else None
+    tasks = unsuccessful_tasks(run, children) if children is not None else []
+    logs = failed_step_logs(ctx)
+
+    def default() -> str:
+        return body(run, link=ctx.run_url, tasks=tasks).text.rstrip("\n")
+
+    rendered = render(ctx, "email", default, children=children, step_logs=logs)
+    text = template_text(ctx, rendered)
+    return rendered, body(run, link=ctx.run_url, tasks=tasks, text=text, logs=logs)
+
+
+def message(ctx: Ctx) -> Message:
+    """What ``report`` mails for the run's current state, without mailing it (``render``)."""
+    rendered, content = _outgoing(ctx)
+    payload = {"subject": subject(ctx.run), "text": content.text, "html": content.html}
+    return Message(rendered, payload)
+
+
 def report(ctx: Ctx) -> Report:
     config, run = ctx.config, ctx.run
     settings = ctx.settings.checked()
     assert settings.from_ is not None
-    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
+    rendered, content = _outgoing(ctx)
     message = compose(
         run,
         sender=settings.from_,
         message_id=_message_id(ctx, settings.from_),
         to=config.to,
         cc=config.cc,
-        link=ctx.run_url,
-        tasks=unsuccessful_tasks(run, ctx.child_runs()) if failed else [],
+        content=content,
     )
     refused = send(settings, message)
     sent = len(config.to) + len(config.cc) - len(refused)
     kept = {PHASE_KEY: run.phase.value, "message-id": str(message["Message-ID"])}
     text = f"mailed {run.phase.value} to {sent} recipient(s)"
     if refused:
-        return Report(f"{text}; refused: {describe_refused(refused)}", kept, reason="PartiallyDelivered")
-    return Report(text, kept)
+        partial = Report(f"{text}; refused: {describe_refused(refused)}", kept, reason="PartiallyDelivered")
+        return replace(with_fallback(partial, rendered), reason=partial.reason)  # the delivery comes first
+    return with_fallback(Report(text, kept), rendered)
 
 
 integration = Integration(
@@ -102,6 +129,7 @@ integration = Integration(
     config=EmailConfig,
     settings=SmtpSettings,
     report=report,
+    message=message,
     policy=Destinations("domains", "domain"),
     destinations=_domains,
     faults=FAULTS,

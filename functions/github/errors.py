@@ -1,15 +1,15 @@
-"""GitHub's fault hints, and its special cases: PyGithub's exception types and secondary rate limits."""
+"""GitHub's fault hints, and its special cases: secondary rate limits answered 403, and the
+transport errors of ``rest`` (urllib3's)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from common import Faults
 from common.errors import IntegrationError
 
-if TYPE_CHECKING:  # PyGithub and requests are imported by the first report, before any error
-    from github import GithubException
+if TYPE_CHECKING:  # rest (urllib3) is imported by the first report, before any error
+    from functions.github.rest import GitHubError
 
 FAULTS = Faults(
     "GitHub",
@@ -23,46 +23,43 @@ FAULTS = Faults(
 )
 
 
-def classify(error: Exception, what: str) -> IntegrationError:
-    """The runtime error for a failed GitHub call; ``what`` names the call, e.g. ``create check run``."""
-    import requests  # noqa: PLC0415 -- loaded already by the call that failed
-    from github import GithubException  # noqa: PLC0415
+def classify(error: Exception, what: str, faults: Faults = FAULTS) -> IntegrationError:
+    """The runtime error for a failed GitHub call; ``what`` names the call, e.g. ``create check run``.
 
-    if isinstance(error, GithubException):
-        headers = {k.lower(): v for k, v in (error.headers or {}).items()}
-        detail = _message(error.data)
-        return FAULTS.for_status(
+    ``faults``: the calling integration's hints (GitHub Issues has its own). Anything but a
+    ``GitHubError`` or a transport error is raised again: it is a bug, not GitHub's answer.
+    """
+    from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError  # noqa: PLC0415
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout  # noqa: PLC0415 -- loaded by the call
+
+    from functions.github.rest import GitHubError  # noqa: PLC0415
+
+    if isinstance(error, GitHubError):
+        return faults.for_status(
             error.status,
-            headers,
+            error.headers,
             what=what,
-            detail=detail,
-            rate_limited=_rate_limited(error, headers, detail),
+            detail=error.message,
+            rate_limited=rate_limited(error),
         )
-    if isinstance(error, requests.exceptions.Timeout):
-        return FAULTS.timeout(what)
-    if isinstance(error, requests.exceptions.RequestException):
-        return FAULTS.unreachable(what, error)
+    cause: BaseException = error
+    if isinstance(error, MaxRetryError) and error.reason is not None:
+        cause = error.reason  # the last connection's failure (its message names the URL: not kept)
+    if isinstance(cause, NewConnectionError):  # refused or unresolved; urllib3 files it under timeouts
+        return faults.unreachable(what, cause)
+    if isinstance(cause, Urllib3Timeout | TimeoutError):
+        return faults.timeout(what)
+    if isinstance(cause, HTTPError | OSError):
+        return faults.unreachable(what, cause)
     raise error
 
 
-def _rate_limited(error: GithubException, headers: Mapping[str, str], detail: str) -> bool:
-    """A primary limit (nothing left) or a secondary one, which GitHub answers with 403."""
-    from github import RateLimitExceededException  # noqa: PLC0415 -- loaded already by the call
-
-    return isinstance(error, RateLimitExceededException) or (
-        error.status == 403
-        and (headers.get("x-ratelimit-remaining") == "0" or "rate limit" in detail.lower())
+def rate_limited(error: GitHubError) -> bool:
+    """A primary limit (nothing left) or a secondary one, which GitHub may answer with 403
+    (with ``Retry-After`` or a "rate limit" message)."""
+    headers = error.headers
+    return error.status == 403 and (
+        headers.get("x-ratelimit-remaining") == "0"
+        or "retry-after" in headers
+        or "rate limit" in error.message.lower()
     )
-
-
-def _message(data: object) -> str:
-    if isinstance(data, Mapping):
-        message = str(data.get("message") or "")
-        errors = data.get("errors")
-        if isinstance(errors, list) and errors:
-            message += " " + "; ".join(
-                str(e.get("message") or e.get("code") or e) if isinstance(e, Mapping) else str(e)
-                for e in errors
-            )
-        return message.strip()
-    return str(data or "")

@@ -1,11 +1,12 @@
 """The issue calls, as GitHub's REST API documents them, through the GitHub function's client.
 
 Owns the requests and reading their answers; not what to do with them (``main``). The client
-(``functions.github.client``: a token, or an App installation looked up per repository) carries
-the credentials, the API's URL and the per-request timeout; its ``requester`` sends each request,
-raises ``GithubException`` for an error answer, and never follows a redirect to another host.
-Paths are built from the configured repository only; every issue an answer names is checked to
-be in that repository (``Issue.in_repository``) before anything is done to it.
+(``functions.github.rest``, handed out by ``functions.github.client``: a token, or an App
+installation looked up per repository) carries the credentials, the API's URL and the
+per-request timeout; it raises ``GitHubError`` for an answer other than 2xx, redirects included
+(it follows none), and follows a ``Link`` only under its base URL. Paths are built from the
+configured repository only; every issue an answer names is checked to be in that repository
+(``Issue.in_repository``) before anything is done to it.
 
 Lookups list (``GET /repos/{owner}/{repo}/issues?labels=...&state=...``), not search: the list
 reads what was just written, and costs one request of the primary rate limit, where the search
@@ -15,23 +16,17 @@ would open a second issue for a failure that follows the first closely.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:  # PyGithub and requests are imported by the first report (functions.github.client)
-    from github.Requester import Requester
+if TYPE_CHECKING:  # urllib3 is imported by the first report (functions.github.client)
+    from functions.github.rest import Answer, Api
 
 PER_PAGE = 100
 """GitHub's largest page: lookups take as few requests as GitHub allows."""
-
-USER_AGENT = "tekton-integrations"
-_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
-_LAST = re.compile(r'<([^>]+)>;\s*rel="last"')
-_PREV = re.compile(r'<([^>]+)>;\s*rel="prev"')
 
 
 @dataclass(frozen=True)
@@ -91,8 +86,8 @@ class Comment:
 class IssuesApi:
     """The issue endpoints of one repository. ``doing`` names the call in progress, for errors."""
 
-    def __init__(self, requester: Requester, owner: str, repo: str) -> None:
-        self.requester = requester
+    def __init__(self, api: Api, owner: str, repo: str) -> None:
+        self.api = api
         self.owner, self.repo = owner, repo
         self.base = f"/repos/{owner}/{repo}/issues"
         self.doing = "read issues"
@@ -113,38 +108,28 @@ class IssuesApi:
         found, more = self._pages(self.base, query, limit)
         return [issue for issue in map(Issue.read, found) if not issue.pull_request], more
 
-    def get_here(self, number: int, timeout: float) -> Issue | None:
+    def get_here(self, number: int) -> Issue | None:
         """Issue ``number`` if GitHub answers it in this repository, else ``None``.
 
         For a number read from a record (anyone who may edit the run may write one): a transferred
         issue is answered with a redirect to its new repository, which is not followed, so nothing
-        is sent anywhere but to this repository (the requester would follow it on the same host).
+        is sent anywhere but to this repository.
         """
-        import requests  # noqa: PLC0415 -- loaded already, with PyGithub, by the report
-        from github import GithubException  # noqa: PLC0415
+        from functions.github.rest import GitHubError  # noqa: PLC0415 -- loaded with the client
 
         self.doing = f"read issue #{number}"
-        headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT}
-        if self.requester.auth is not None:
-            self.requester.auth.authentication(headers)
-        url = f"{self.requester.base_url}{self.base}/{number}"
-        with requests.get(url, headers=headers, timeout=timeout, allow_redirects=False) as answer:
-            if answer.is_redirect or answer.status_code in (404, 410):
+        try:
+            data = self.api.request("GET", f"{self.base}/{number}").data
+        except GitHubError as e:
+            if 300 <= e.status < 400 or e.status in (404, 410):
                 return None  # transferred, deleted, never there, or issues turned off
-            try:
-                data = answer.json()
-            except ValueError:
-                data = {"message": answer.text}
-            if not answer.ok or not isinstance(data, Mapping):
-                raise GithubException(answer.status_code, data, dict(answer.headers))
-            return Issue.read(data)
+            raise
+        return Issue.read(data) if isinstance(data, Mapping) else None
 
     def create(self, title: str, body: str, labels: list[str]) -> Issue:
         self.doing = "open an issue"
-        _, data = self.requester.requestJsonAndCheck(
-            "POST", self.base, input={"title": title, "body": body, "labels": labels}
-        )
-        return Issue.read(data)
+        answer = self.api.request("POST", self.base, body={"title": title, "body": body, "labels": labels})
+        return Issue.read(answer.data)
 
     def close(self, number: int, reason: str, body: str | None = None) -> Issue:
         """Close issue ``number`` (``reason``: ``completed`` or ``not_planned``), optionally
@@ -153,8 +138,7 @@ class IssuesApi:
         fields: dict[str, Any] = {"state": "closed", "state_reason": reason}
         if body is not None:
             fields["body"] = body
-        _, data = self.requester.requestJsonAndCheck("PATCH", f"{self.base}/{number}", input=fields)
-        return Issue.read(data)
+        return Issue.read(self.api.request("PATCH", f"{self.base}/{number}", body=fields).data)
 
     def comments(self, number: int, *, since: datetime | None, limit: int) -> list[Comment]:
         """The issue's comments, oldest first, updated at or after ``since``."""
@@ -168,38 +152,32 @@ class IssuesApi:
         most ``pages`` pages: GitHub lists comments oldest first, so this starts at ``rel="last"``
         and follows ``rel="prev"``."""
         self.doing = f"read the comments of issue #{number}"
-        path = f"{self.base}/{number}/comments"
-        headers, data = self.requester.requestJsonAndCheck("GET", path, {"per_page": PER_PAGE})
-        last = _LAST.search(_link(headers))
+        answer = self.api.request("GET", f"{self.base}/{number}/comments", query={"per_page": PER_PAGE})
+        last = answer.link("last")
         if last is None:
-            yield _comments(data)
+            yield _comments(answer.data)
             return
-        url: str | None = last.group(1)
+        url: str | None = last
         for _ in range(pages):
             if url is None:
                 return
-            headers, data = self.requester.requestJsonAndCheck("GET", url)
-            yield _comments(data)
-            previous = _PREV.search(_link(headers))
-            url = previous.group(1) if previous else None
+            answer = self.api.request("GET", url)
+            yield _comments(answer.data)
+            url = answer.link("prev")
 
     def comment(self, number: int, body: str) -> None:
         self.doing = f"comment on issue #{number}"
-        self.requester.requestJsonAndCheck("POST", f"{self.base}/{number}/comments", input={"body": body})
+        self.api.request("POST", f"{self.base}/{number}/comments", body={"body": body})
 
     def _pages(self, path: str, query: dict[str, Any], limit: int) -> tuple[list[Mapping[str, Any]], bool]:
         """Up to ``limit`` items of a paginated list, following ``Link: rel="next"``, and whether
-        there were more. GitHub's next links keep the query; the requester refuses other hosts."""
+        there were more."""
         items: list[Mapping[str, Any]] = []
-        url: str | None = path
-        parameters: dict[str, Any] | None = {**query, "per_page": PER_PAGE}
-        while url is not None:
-            headers, data = self.requester.requestJsonAndCheck("GET", url, parameters)
-            items += [item for item in data or [] if isinstance(item, Mapping)]
-            found = _NEXT.search(_link(headers))
-            url, parameters = (found.group(1) if found else None), None
+        answers: Iterator[Answer] = self.api.pages(path, query)
+        for answer in answers:
+            items += [item for item in answer.data or [] if isinstance(item, Mapping)]
             if len(items) >= limit:
-                return items[:limit], url is not None or len(items) > limit
+                return items[:limit], answer.link("next") is not None or len(items) > limit
         return items, False
 
 
@@ -207,10 +185,6 @@ def _comments(data: object) -> list[Comment]:
     return (
         [Comment.read(item) for item in data if isinstance(item, Mapping)] if isinstance(data, list) else []
     )
-
-
-def _link(headers: Mapping[str, str]) -> str:
-    return {key.lower(): value for key, value in headers.items()}.get("link", "")
 
 
 def _timestamp(moment: datetime) -> str:

@@ -211,7 +211,7 @@ class Lifecycle:
                 value[:40],
             )
             return []
-        issue = self.api.get_here(int(value), self.ctx.settings.timeout_seconds)
+        issue = self.api.get_here(int(value))
         if issue is None:
             return []
         if not self._ours(issue):

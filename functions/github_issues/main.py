@@ -80,25 +80,25 @@ class GitHubIssuesConfig(IntegrationConfig):
 Ctx = Context[GitHubIssuesConfig, GitHubSettings]
 
 _github_clients = PerSettings(GitHubClients)
-"""The GitHub function's clients (a ``Github`` client per thread and token; App installations
-and tokens cached) for the current settings."""
+"""The GitHub function's clients (connections pooled per thread; App installations and tokens
+cached) for the current settings."""
 
 
 def report(ctx: Ctx) -> Report:
-    from github import GithubException  # noqa: PLC0415 -- PyGithub only for a run it reports
-    from requests.exceptions import RequestException  # noqa: PLC0415
+    from urllib3.exceptions import HTTPError  # noqa: PLC0415 -- urllib3 only for a run it reports
+
+    from functions.github.rest import GitHubError  # noqa: PLC0415
 
     config = ctx.config
     clients = _github_clients(ctx.settings)
     lifecycle: Lifecycle | None = None
     try:
-        requester = clients.for_repo(config.owner, config.repo).requester
-        api = IssuesApi(requester, config.owner, config.repo)
+        api = IssuesApi(clients.repo(config.owner, config.repo).api, config.owner, config.repo)
         lifecycle = Lifecycle(ctx, api, labels=config.labels, close=config.close)
         with one_at_a_time(f"{ctx.settings.base_url} {config.owner}/{config.repo} {lifecycle.subject}"):
             return lifecycle.passed() if ctx.run.phase is RunPhase.SUCCEEDED else lifecycle.failed()
-    except (GithubException, RequestException) as e:
-        if isinstance(e, GithubException) and e.status in (401, 404):
+    except (GitHubError, HTTPError) as e:
+        if isinstance(e, GitHubError) and e.status in (401, 404):
             clients.forget_installation(config.owner, config.repo)  # uninstalled or moved: look again
         doing = lifecycle.api.doing if lifecycle else "look up the GitHub App installation"
         error = classify(e, f"{doing} in {config.owner}/{config.repo}")

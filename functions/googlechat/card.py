@@ -6,9 +6,15 @@ Dashboard when ``TEKTON_DASHBOARD_URL`` is set) with a one-line ``text``, which 
 the collapsed thread show. Everything taken from the run is escaped: card text is Chat's HTML
 subset, and in plain text Chat reads ``<users/all>`` as a mention and ``<url|text>`` as a link.
 
+An operator's template (``common.templates``) replaces the card's facts and tasks: its text is one
+``textParagraph`` (Chat's HTML subset; the template's values are escaped for it) under the header.
+A failed run's failed steps' last lines (``log-lines``) are a section of their own
+(``common.steplogs.as_plain``, one line a line: Chat's card HTML has no monospace).
+
 Keeps within Chat's documented limits: ``text`` at most 4,096 characters, at most 100 widgets per
 card, the whole message at most 32,000 bytes (tasks beyond ``MAX_TASKS`` are counted, not listed,
-and more are dropped if a message would still be too large).
+and more are dropped if a message would still be too large; then the logs lose their oldest lines,
+then a template's text is cut).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from common import Run, RunPhase
 from common.errors import clip
+from common.steplogs import StepLog, as_plain
 from common.summary import TaskOutcome, format_duration, headline
 
 TEXT_LIMIT = 4096
@@ -30,6 +37,8 @@ MAX_TASKS = 20
 TASK_TEXT = 300
 """Characters of a task's reason and first message line shown in the card."""
 CONDITION_TEXT = 1000
+LOG_LIMIT = 8000
+"""Characters of the failed steps' logs shown at most (fewer when the message would be too large)."""
 CARD_ID = "tekton-run"
 
 JsonObject = dict[str, Any]
@@ -52,18 +61,46 @@ LOOKS = {
 }
 
 
-def run_message(run: Run, tasks: Sequence[TaskOutcome], url: str | None, *, thread_key: str) -> JsonObject:
-    """The message for the run's current state, in the thread ``thread_key`` names."""
+def run_message(
+    run: Run,
+    tasks: Sequence[TaskOutcome],
+    url: str | None,
+    *,
+    thread_key: str,
+    text: str | None = None,
+    logs: Sequence[StepLog] = (),
+) -> JsonObject:
+    """The message for the run's current state, in the thread ``thread_key`` names; ``text``: an
+    operator's template's output, instead of the card's facts and tasks; ``logs``: the failed
+    steps' last lines."""
     shown = min(len(tasks), MAX_TASKS)
-    while True:
-        message: JsonObject = {
+    log_text = as_plain(logs, LOG_LIMIT)
+
+    def built() -> JsonObject:
+        body = card(run, tasks, url, shown=shown) if text is None else templated_card(run, text, url)
+        if log_text:
+            body["sections"].insert(len(body["sections"]) - bool(url), _logs_section(log_text))
+        return {
             "text": plain_text(run, tasks),
             "thread": {"threadKey": thread_key},
-            "cardsV2": [{"cardId": CARD_ID, "card": card(run, tasks, url, shown=shown)}],
+            "cardsV2": [{"cardId": CARD_ID, "card": body}],
         }
-        if shown == 0 or len(json.dumps(message).encode()) <= MESSAGE_BYTES:
-            return message
+
+    message = built()
+    while _size(message) > MESSAGE_BYTES and shown:
         shown //= 2
+        message = built()
+    while _size(message) > MESSAGE_BYTES and log_text:  # escaping at most sextuples a character
+        log_text = as_plain(logs, len(log_text) - (_size(message) - MESSAGE_BYTES) // 6 - 1)
+        message = built()
+    while _size(message) > MESSAGE_BYTES and text is not None and len(text) > 1:
+        text = clip(text, max(1, len(text) - (_size(message) - MESSAGE_BYTES) - 3))  # "…": 3 bytes
+        message = built()
+    return message
+
+
+def _size(message: JsonObject) -> int:
+    return len(json.dumps(message).encode())
 
 
 def plain_text(run: Run, tasks: Sequence[TaskOutcome]) -> str:
@@ -99,12 +136,33 @@ def card(run: Run, tasks: Sequence[TaskOutcome], url: str | None, *, shown: int 
     if tasks:
         sections.append(_tasks_section(tasks, shown))
     if url:
-        button = {"text": "Open in Tekton Dashboard", "onClick": {"openLink": {"url": url}}}
-        sections.append({"widgets": [{"buttonList": {"buttons": [button]}}]})
+        sections.append(_button(url))
     return {
         "header": {"title": clip(f"{look.emoji} {run.definition} {look.verb}", 200)},
         "sections": sections,
     }
+
+
+def templated_card(run: Run, text: str, url: str | None) -> JsonObject:
+    """The card with an operator's template's ``text`` (Chat's HTML subset) under the header."""
+    look = LOOKS[run.phase]
+    sections: list[JsonObject] = [{"widgets": [{"textParagraph": {"text": text}}]}]
+    if url:
+        sections.append(_button(url))
+    return {
+        "header": {"title": clip(f"{look.emoji} {run.definition} {look.verb}", 200)},
+        "sections": sections,
+    }
+
+
+def _logs_section(text: str) -> JsonObject:
+    shown = _escape(text, len(text)).replace("\n", "<br>")
+    return {"header": "The failed steps' last lines", "widgets": [{"textParagraph": {"text": shown}}]}
+
+
+def _button(url: str) -> JsonObject:
+    button = {"text": "Open in Tekton Dashboard", "onClick": {"openLink": {"url": url}}}
+    return {"widgets": [{"buttonList": {"buttons": [button]}}]}
 
 
 def widget_count(message: JsonObject) -> int:

@@ -1,9 +1,11 @@
 """Google Chat: a card in a space for each state a run reaches, every card of one run in one thread.
 
-Annotations: ``googlechat.integrations.tekton.dev/{space,on}`` (docs/googlechat.md). ``space`` is
-the name of an incoming webhook the operator configured: the file of that name in
-``$GOOGLECHAT_SPACES_DIR`` holds its URL (``functions.googlechat.spaces``), which is a credential
-and never appears in an annotation, a record, a log line, an Event or an answer.
+Annotations: ``googlechat.integrations.tekton.dev/{space,on,log-lines,template}``
+(docs/googlechat.md). ``space`` is the name of an incoming webhook the operator configured: the
+file of that name in ``$GOOGLECHAT_SPACES_DIR`` holds its URL (``functions.googlechat.spaces``),
+which is a credential and never appears in an annotation, a record, a log line, an Event or an
+answer. ``log-lines`` puts the failed steps' last lines in the card; ``template`` has an
+operator's template (docs/templates.md) write the card's text.
 
 One message per run and phase (Tekton's ``started`` and ``running`` are one phase): the runtime
 claims the state before the post (the fast path), and the message carries a client-assigned
@@ -16,6 +18,8 @@ it is trusted, and it can only suppress a phase (``wants``), never redirect a po
 
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import Field
 
 from common import (
@@ -23,15 +27,16 @@ from common import (
     Destinations,
     Idempotency,
     Integration,
-    IntegrationConfig,
     Report,
     Run,
     always,
     serve,
 )
-from common.config import STATE_NAMES, RunStates
+from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
+from common.steplogs import failed_step_logs
 from common.summary import unsuccessful_tasks
-from functions.googlechat.card import run_message
+from common.templates import Message, Rendered, render, template_text, with_fallback
+from functions.googlechat.card import JsonObject, plain_text, run_message
 from functions.googlechat.client import post
 from functions.googlechat.errors import FAULTS
 from functions.googlechat.spaces import GoogleChatSettings, SpaceName, webhook
@@ -41,7 +46,7 @@ DEFAULT_STATES = STATE_NAMES["started"] | STATE_NAMES["finished"]
 """The run's thread opens when it starts and gets a second card when it ends."""
 
 
-class GoogleChatConfig(IntegrationConfig):
+class GoogleChatConfig(ShowsStepLogs, Templated):
     space: SpaceName = Field(
         description="the name of the space's webhook file in GOOGLECHAT_SPACES_DIR, such as widget-ci"
     )
@@ -53,13 +58,31 @@ class GoogleChatConfig(IntegrationConfig):
 Ctx = Context[GoogleChatConfig, GoogleChatSettings]
 
 
+def _outgoing(ctx: Ctx) -> tuple[Rendered, JsonObject]:
+    """The message for the run's current state, and the template's text or the default one."""
+    run = ctx.run
+    children = ctx.child_runs() if _failed(run) else None
+    tasks = unsuccessful_tasks(run, children) if children is not None else []
+    logs = failed_step_logs(ctx)
+    default = partial(plain_text, run, tasks)
+    rendered = render(ctx, "googlechat", default, children=children, step_logs=logs)
+    text = template_text(ctx, rendered)
+    thread = _thread_key(ctx)
+    return rendered, run_message(run, tasks, ctx.run_url, thread_key=thread, text=text, logs=logs)
+
+
+def message(ctx: Ctx) -> Message:
+    """What ``report`` posts for the run's current state, without posting it (``render``)."""
+    rendered, body = _outgoing(ctx)
+    return Message(rendered, body)
+
+
 def report(ctx: Ctx) -> Report:
     run, space = ctx.run, ctx.config.space
     hook = webhook(ctx.settings, space)  # GoogleChatSpaceNotConfigured before anything is sent
-    tasks = unsuccessful_tasks(run, ctx.child_runs()) if _failed(run) else []
-    message = run_message(run, tasks, ctx.run_url, thread_key=_thread_key(ctx))
+    rendered, body = _outgoing(ctx)
     message_id = f"client-{ctx.key('message', space, run.phase.value, per_state=False)}"
-    created = post(hook, message, message_id=message_id, timeout=ctx.settings.timeout_seconds)
+    created = post(hook, body, message_id=message_id, timeout=ctx.settings.timeout_seconds)
     kept = {"space": space, PHASE_KEY: run.phase.value, "message-id": message_id}
     if not created:
         return Report(
@@ -67,7 +90,8 @@ def report(ctx: Ctx) -> Report:
             "(ALREADY_EXISTS): not posted again",
             kept,
         )
-    return Report(f"posted {run.phase.value} to Google Chat space {space!r}, in the run's thread", kept)
+    posted = Report(f"posted {run.phase.value} to Google Chat space {space!r}, in the run's thread", kept)
+    return with_fallback(posted, rendered)
 
 
 def _thread_key(ctx: Ctx) -> str:
@@ -89,6 +113,7 @@ integration = Integration(
     config=GoogleChatConfig,
     settings=GoogleChatSettings,
     report=report,
+    message=message,
     policy=Destinations("spaces", "space"),
     destinations=lambda ctx: [ctx.config.space],
     faults=FAULTS,

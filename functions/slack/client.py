@@ -220,7 +220,7 @@ class SlackBot:
             channel=channel,
             ts=ts,
             metadata=dict(metadata),
-            **message.as_kwargs(),
+            **{"blocks": [], **message.as_kwargs()},  # Slack keeps a message's blocks unless told
         )
 
     def channel_id(self, channel: str) -> str | None:

@@ -1,6 +1,9 @@
 """Slack: one message per run, posted once, then edited with ``chat.update`` as the run moves on.
 
-Annotations: ``slack.integrations.tekton.dev/{channel,on,thread-failures}`` (docs/slack.md).
+Annotations: ``slack.integrations.tekton.dev/{channel,on,thread-failures,log-lines,template}``
+(docs/slack.md). A failed run's failed steps' last lines (``log-lines``) go into a thread reply,
+with the failure details when ``thread-failures`` asks for them; an operator's template
+(``template``, docs/templates.md) writes the message's text.
 
 With a bot token, the record keeps the message's ``channel`` ID and ``ts`` (and ``details-ts``,
 the thread reply), signed (``functions.slack.ownership``): any replica edits the message later,
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -31,19 +34,26 @@ from common import (
     Destinations,
     Idempotency,
     Integration,
-    IntegrationConfig,
     Report,
     Run,
     RunPhase,
     serve,
 )
-from common.config import STATE_NAMES, RunStates
+from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
 from common.errors import IntegrationError
 from common.settings import PerSettings
-from common.summary import TaskOutcome, headline, unsuccessful_tasks
+from common.steplogs import failed_step_logs
+from common.summary import headline, unsuccessful_tasks
+from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.slack.client import SlackBot, SlackSettings, SlackWebhook
 from functions.slack.errors import FAULTS
-from functions.slack.message import details_message, run_message
+from functions.slack.message import (
+    SlackMessage,
+    fallback_text,
+    run_message,
+    templated_message,
+    thread_reply,
+)
 from functions.slack.ownership import (
     MessageIds,
     Part,
@@ -66,7 +76,7 @@ LOOKUP_MARGIN = timedelta(minutes=10)
 """History is searched from the run's creation minus this much (clock skew between cluster and Slack)."""
 
 
-class SlackConfig(IntegrationConfig):
+class SlackConfig(ShowsStepLogs, Templated):
     channel: Channel
     on: RunStates | None = None
     thread_failures: bool = Field(default=False, alias="thread-failures")
@@ -78,44 +88,92 @@ _slack_bot = PerSettings(SlackBot)
 """The bot, with its caches (channel ids, its own bot id), for the current settings."""
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """What is sent for the run's current state."""
+
+    rendered: Rendered
+    main: SlackMessage
+    """The run's message; failure details and logs are in the thread when there is a ``reply``."""
+    reply: SlackMessage | None
+    """The thread reply (with a bot): failure details (``thread-failures``), the failed steps' logs."""
+    inline: SlackMessage
+    """The run's message with everything in it: a webhook's, or the bot's when the reply fails."""
+
+
+def _outgoing(ctx: Ctx) -> _Outgoing:
+    """The messages for the run's current state: the template's text or the default one, the
+    tasks that did not succeed and the failed steps' last lines (read only for a failed run that
+    asks for ``log-lines``)."""
+    run, url = ctx.run, ctx.run_url
+    children = ctx.child_runs() if _failed(run) else None
+    tasks = unsuccessful_tasks(run, children) if children is not None else []
+    logs = failed_step_logs(ctx)
+    rendered = render(ctx, "slack", lambda: fallback_text(run), children=children, step_logs=logs)
+    text = template_text(ctx, rendered)
+    details = ctx.config.thread_failures and bool(tasks)
+    threaded = not _webhook(ctx.settings) and (details or bool(logs))
+
+    def shown(in_thread: bool) -> SlackMessage:
+        threads = details and in_thread
+        if text is None:
+            return run_message(
+                run, tasks, url, details_in_thread=threads, logs=logs, logs_in_thread=in_thread
+            )
+        return templated_message(
+            run, text, url, details_in_thread=threads, logs=logs, logs_in_thread=in_thread
+        )
+
+    reply = thread_reply(run, tasks if details else [], logs) if threaded else None
+    return _Outgoing(rendered, shown(threaded), reply, shown(in_thread=False))
+
+
+def message(ctx: Ctx) -> Message:
+    """What ``report`` sends for the run's current state, without sending it (``render``)."""
+    out = _outgoing(ctx)
+    if _webhook(ctx.settings):
+        return Message(out.rendered, {"message": out.inline.as_kwargs()})
+    reply = out.reply.as_kwargs() if out.reply else None
+    return Message(out.rendered, {"message": out.main.as_kwargs(), "reply": reply})
+
+
 def report(ctx: Ctx) -> Report:
-    tasks = unsuccessful_tasks(ctx.run, ctx.child_runs()) if _failed(ctx.run) else []
+    out = _outgoing(ctx)
     if ctx.settings.mode() == "webhook":
-        SlackWebhook(ctx.settings).send(run_message(ctx.run, tasks, ctx.run_url), ctx.config.channel)
-        return Report(f"posted {headline(ctx.run)} through the incoming webhook")
+        SlackWebhook(ctx.settings).send(out.inline, ctx.config.channel)
+        return with_fallback(Report(f"posted {headline(ctx.run)} through the incoming webhook"), out.rendered)
     bot = _slack_bot(ctx.settings)
     ids: MessageIds | None = None
     try:
-        ids, posted_now = _show_run(ctx, bot, tasks)
+        ids, posted_now = _show_run(ctx, bot, out.main)
         summary = f"message {ids.ts} in {ids.channel} shows {headline(ctx.run)}"
-        if not (ctx.config.thread_failures and tasks):
-            return Report(summary, _annotations(ctx, ids))
+        if out.reply is None:
+            return with_fallback(Report(summary, _annotations(ctx, ids)), out.rendered)
         try:
-            ids = replace(ids, details_ts=_thread_details(ctx, bot, ids, tasks, posted_now=posted_now))
+            ids = replace(ids, details_ts=_thread_reply(ctx, bot, ids, out.reply, posted_now=posted_now))
         except IntegrationError as e:
             if not posted_now:
                 raise  # the message existed before: a retry finds it and cannot post it twice
             # Posted just now; without history, failing could lose its ts and post it again later.
             # Show the details in the message instead (best effort) and say so in the record.
             with suppress(IntegrationError):
-                plain = run_message(ctx.run, tasks, ctx.run_url)
-                bot.update(ids.channel, ids.ts, plain, _mark(ctx, "run"), shown=_destination(ctx))
-            return Report(
+                bot.update(ids.channel, ids.ts, out.inline, _mark(ctx, "run"), shown=_destination(ctx))
+            unthreaded = Report(
                 f"{summary}; failure details not threaded: {e.message}",
                 _annotations(ctx, ids),
                 "ReportedWithoutDetails",
             )
-        return Report(f"{summary}, failure details in its thread", _annotations(ctx, ids))
+            return with_fallback(unthreaded, out.rendered)
+        threaded = Report(f"{summary}, details in its thread", _annotations(ctx, ids))
+        return with_fallback(threaded, out.rendered)
     except IntegrationError as e:
         if ids is not None:  # keep where the message is, so the retry edits it
             e.annotations = {**_annotations(ctx, ids), **e.annotations}
         raise
 
 
-def _show_run(ctx: Ctx, bot: SlackBot, tasks: list[TaskOutcome]) -> tuple[MessageIds, bool]:
+def _show_run(ctx: Ctx, bot: SlackBot, message: SlackMessage) -> tuple[MessageIds, bool]:
     """Edit the run's message, found from the record or the history, or post it; and whether posted."""
-    threaded = ctx.config.thread_failures and bool(tasks)
-    message = run_message(ctx.run, tasks, ctx.run_url, details_in_thread=threaded)
     channel, ids = _locate(ctx, bot)
     if ids is not None:
         bot.update(ids.channel, ids.ts, message, _mark(ctx, "run"), shown=_destination(ctx))
@@ -144,10 +202,10 @@ def _locate(ctx: Ctx, bot: SlackBot) -> tuple[str, MessageIds | None]:
     return channel, MessageIds(channel, ts) if ts else None
 
 
-def _thread_details(
-    ctx: Ctx, bot: SlackBot, ids: MessageIds, tasks: list[TaskOutcome], *, posted_now: bool
+def _thread_reply(
+    ctx: Ctx, bot: SlackBot, ids: MessageIds, details: SlackMessage, *, posted_now: bool
 ) -> str:
-    details, mark, shown = details_message(ctx.run, tasks), _mark(ctx, "details"), _destination(ctx)
+    mark, shown = _mark(ctx, "details"), _destination(ctx)
     reply = ids.details_ts
     if reply is None and not posted_now:  # a new message has no replies yet
         wanted = partial(_names, ctx, part="details")
@@ -202,6 +260,11 @@ def _failed(run: Run) -> bool:
     return run.condition is not None and run.condition.status == "False"
 
 
+def _webhook(settings: SlackSettings) -> bool:
+    """``mode() == "webhook"``, and ``False`` where the settings hold no credential (``render``)."""
+    return settings.bot_token is None and settings.webhook_url is not None
+
+
 def _default_states(settings: SlackSettings) -> frozenset[RunPhase]:
     return WEBHOOK_DEFAULT_STATES if settings.mode() == "webhook" else BOT_DEFAULT_STATES
 
@@ -218,7 +281,7 @@ def _may_post(ctx: Ctx) -> bool:
     if ctx.settings.mode() == "webhook":
         return True
     ids = _recorded(ctx)
-    threads = ctx.config.thread_failures and _failed(ctx.run)
+    threads = (ctx.config.thread_failures or ctx.config.log_lines > 0) and _failed(ctx.run)
     return ids is None or (threads and ids.details_ts is None)
 
 
@@ -227,6 +290,7 @@ integration = Integration(
     config=SlackConfig,
     settings=SlackSettings,
     report=report,
+    message=message,
     policy=Destinations("channels", "channel"),
     destinations=_destinations,
     faults=FAULTS,

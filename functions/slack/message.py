@@ -1,19 +1,24 @@
-"""What a run looks like in Slack: the run's message and the thread reply with failure details.
+"""What a run looks like in Slack: the run's message and the thread reply with failure details
+and the last lines of the failed steps.
 
 Pure. Each message is Block Kit inside one attachment, whose ``color`` draws the bar on the left,
-with a plain-text ``text`` fallback for notifications and screen readers. Keeps within Slack's
-limits: 3000 characters per text object, 50 blocks per message.
-Everything taken from the run is escaped for mrkdwn (``&``, ``<``, ``>``).
+with a plain-text ``text`` fallback for notifications and screen readers. An operator's template
+(``common.templates``) replaces the run's facts: its text is the message's own blocks, above the
+coloured attachment, which then keeps only the footer. Keeps within Slack's limits: 3000
+characters per text object, 50 blocks per message.
+Everything taken from the run is escaped for mrkdwn (``&``, ``<``, ``>``); a template's values are
+escaped by ``common.templates``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from common import Run, RunPhase
+from common.steplogs import StepLog, as_markdown
 from common.summary import TaskOutcome, format_duration, headline
 
 TEXT_LIMIT = 3000
@@ -45,12 +50,18 @@ class SlackMessage:
     text: str
     """The plain fallback: notifications, screen readers, clients without Block Kit."""
     blocks: list[dict[str, Any]]
+    """In the coloured attachment."""
     color: str
+    body: list[dict[str, Any]] = field(default_factory=list)
+    """The message's own blocks, above the attachment: a template's text."""
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``chat.postMessage``/``chat.update`` and incoming webhooks."""
         attachment = {"color": self.color, "fallback": self.text, "blocks": self.blocks[:MAX_BLOCKS]}
-        return {"text": self.text, "attachments": [attachment]}
+        kwargs: dict[str, Any] = {"text": self.text, "attachments": [attachment]}
+        if self.body:
+            kwargs["blocks"] = self.body[: MAX_BLOCKS - 1]
+        return kwargs
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -74,9 +85,16 @@ def escape(text: str, limit: int | None = None) -> str:
 
 
 def run_message(
-    run: Run, tasks: Sequence[TaskOutcome], url: str | None, *, details_in_thread: bool = False
+    run: Run,
+    tasks: Sequence[TaskOutcome],
+    url: str | None,
+    *,
+    details_in_thread: bool = False,
+    logs: Sequence[StepLog] = (),
+    logs_in_thread: bool = False,
 ) -> SlackMessage:
-    """The run's one message, edited in place as the run moves on."""
+    """The run's one message, edited in place as the run moves on. ``logs``: the failed steps'
+    last lines, shown at its end unless ``logs_in_thread`` (then it says they are in the thread)."""
     look = LOOKS[run.phase]
     name = escape(run.definition, 150)
     title = f"{look.emoji} *{f'<{url}|{name}>' if url else name}* {look.verb}"
@@ -99,15 +117,100 @@ def run_message(
         blocks.append(_section(escape(run.condition.message, TEXT_LIMIT)))
     if tasks:
         blocks.append(_section(_task_summary(tasks, details_in_thread)))
-    footer = [f"<{url}|Open in the Tekton Dashboard>"] if url else []
-    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join([*footer, "tekton-integrations"]))]})
+    if not logs_in_thread:
+        blocks += log_sections(logs)
+    blocks.append(_footer(url, logs_note=logs_in_thread and bool(logs)))
     return SlackMessage(fallback_text(run), blocks, look.color)
 
 
-def details_message(run: Run, tasks: Sequence[TaskOutcome]) -> SlackMessage:
-    """The thread reply: every task that did not succeed, with its reason and message."""
+def templated_message(
+    run: Run,
+    text: str,
+    url: str | None,
+    *,
+    details_in_thread: bool = False,
+    logs: Sequence[StepLog] = (),
+    logs_in_thread: bool = False,
+) -> SlackMessage:
+    """The run's message with an operator's template's ``text`` (mrkdwn, its values escaped) in
+    sections of at most ``TEXT_LIMIT`` characters; the coloured attachment keeps the failed
+    steps' logs (unless they are in the thread) and the footer."""
     look = LOOKS[run.phase]
-    shown = tasks[: MAX_BLOCKS - 2]
+    attachment = [] if logs_in_thread else log_sections(logs)
+    if details_in_thread:
+        attachment.append({"type": "context", "elements": [_mrkdwn("Failure details in the thread.")]})
+    attachment.append(_footer(url, logs_note=logs_in_thread and bool(logs)))
+    body = [_section(chunk) for chunk in chunks(text, TEXT_LIMIT)]
+    return SlackMessage(fallback_text(run), attachment, look.color, body)
+
+
+def thread_reply(run: Run, tasks: Sequence[TaskOutcome], logs: Sequence[StepLog]) -> SlackMessage:
+    """The thread reply: the failure details of ``tasks`` (if any are given), then the failed
+    steps' last lines (if any)."""
+    look = LOOKS[run.phase]
+    log_blocks = log_sections(logs)
+    if not tasks:
+        text = f"{look.emoji} {run.kind} {run.namespace}/{run.name}: the last lines of the failed steps"
+        return SlackMessage(escape(text, TEXT_LIMIT), log_blocks, look.color)
+    details = details_message(run, tasks, room=MAX_BLOCKS - len(log_blocks))
+    return replace(details, blocks=details.blocks + log_blocks)
+
+
+def log_sections(logs: Sequence[StepLog]) -> list[dict[str, Any]]:
+    """One section per failed step: where it is, then its last lines in a code block; the oldest
+    lines are left out to keep within ``TEXT_LIMIT`` (``common.steplogs.as_markdown``)."""
+    shown = (as_markdown([_escaped_log(log)], TEXT_LIMIT) for log in logs)
+    return [_section(text) for text in shown if text]
+
+
+def chunks(text: str, limit: int) -> Iterator[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut at line ends where a line fits,
+    never inside an ``&...;`` entity."""
+    pieces: list[str] = []
+    piece = ""
+    for whole in text.splitlines():
+        line = whole
+        while len(line) > limit:
+            pieces += [piece, line[: _cut(line, limit)]]
+            piece, line = "", line[len(pieces[-1]) :]
+        joined = f"{piece}\n{line}" if piece else line
+        if len(joined) > limit:
+            pieces.append(piece)
+            joined = line
+        piece = joined
+    yield from (piece for piece in [*pieces, piece] if piece.strip())
+
+
+def _cut(line: str, limit: int) -> int:
+    """Where to cut ``line`` at ``limit``: before an entity that the cut would split."""
+    amp = line.rfind("&", max(0, limit - 5), limit)
+    return amp if amp > 0 and ";" not in line[amp:limit] else limit
+
+
+def _escaped_log(log: StepLog) -> StepLog:
+    """``log`` shown literally in mrkdwn; a fence in a line would end the code block early."""
+    return replace(
+        log,
+        task=escape(log.task),
+        task_run=escape(log.task_run),
+        step=escape(log.step),
+        lines=tuple(escape(line.replace("```", "'''")) for line in log.lines),
+        note=escape(log.note) if log.note else None,
+    )
+
+
+def _footer(url: str | None, *, logs_note: bool) -> dict[str, Any]:
+    parts = [f"<{url}|Open in the Tekton Dashboard>"] if url else []
+    if logs_note:
+        parts.append("The failed steps' last lines are in the thread")
+    return {"type": "context", "elements": [_mrkdwn(" · ".join([*parts, "tekton-integrations"]))]}
+
+
+def details_message(run: Run, tasks: Sequence[TaskOutcome], *, room: int = MAX_BLOCKS) -> SlackMessage:
+    """The thread reply: every task that did not succeed, with its reason and message, in at
+    most ``room`` blocks."""
+    look = LOOKS[run.phase]
+    shown = tasks[: room - 2]
     blocks = [_section(f"*{len(tasks)} task{'s' if len(tasks) != 1 else ''} did not succeed*")]
     for task in shown:
         where = f" (`{escape(task.run_name, 300)}`)" if task.run_name else ""

@@ -12,9 +12,15 @@ Pure: no I/O. Owns the card and keeping it within Teams' size limit; not how it 
 - Everything taken from the run that may hold arbitrary text (messages, reasons) goes into
   ``RichTextBlock`` text runs, which Teams shows literally: no Markdown, so no link or mention
   can be smuggled in through a task's output. Names go into facts, with Markdown escaped.
+- An operator's template (``common.templates``) replaces the facts, the condition message and
+  the tasks: its text is one ``TextBlock`` (Teams' Markdown subset; the template's values are
+  escaped for it), under the title.
+- A failed run's failed steps' last lines (``log-lines``) are a monospace block after the tasks
+  (``common.steplogs.as_plain``).
 - Teams refuses a posted message above about 28 KB ("Request Entity Too Large", after the flow
   has already answered 202). ``message`` keeps the whole encoded body under ``BODY_LIMIT``:
-  messages are cut, and tasks that do not fit are counted in an "and N more" line instead.
+  messages are cut, tasks that do not fit are counted in an "and N more" line instead, then the
+  logs lose their oldest lines, then a template's text is cut.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 
 from common import Run, RunPhase
 from common.errors import clip
+from common.steplogs import StepLog, as_plain
 from common.summary import TaskOutcome, format_duration, headline
 
 TEAMS_MESSAGE_LIMIT = 28 * 1024
@@ -43,6 +50,8 @@ NAME_LIMIT = 253
 """A Kubernetes name's longest; longer values (labels, reasons) are cut to it."""
 NOTIFICATION_ELEMENT = "tekton-notification"
 """The ``id`` of the card's last element, the fact set holding the notification id."""
+LOG_LIMIT = 8000
+"""Characters of the failed steps' logs shown at most (fewer when the card would be too large)."""
 
 
 @dataclass(frozen=True)
@@ -63,25 +72,50 @@ LOOKS = {
 }
 
 
-def message(run: Run, tasks: Sequence[TaskOutcome], url: str | None, notification: str) -> bytes:
+def message(
+    run: Run,
+    tasks: Sequence[TaskOutcome],
+    url: str | None,
+    notification: str,
+    *,
+    text: str | None = None,
+    logs: Sequence[StepLog] = (),
+) -> bytes:
     """The request body for ``run``'s current state: UTF-8 JSON, at most ``BODY_LIMIT`` bytes.
 
     ``tasks``: what did not succeed (empty unless the run failed); ``url``: the run on the
     Dashboard, for the card's button; ``notification``: the id that is the same for every
-    delivery of this run's phase, shown on the card so that a repeat can be recognised.
+    delivery of this run's phase, shown on the card so that a repeat can be recognised;
+    ``text``: an operator's template's output, instead of the facts and tasks; ``logs``: the
+    failed steps' last lines.
 
-    Without tasks the card always fits: every other text is cut (names to ``NAME_LIMIT``, the
-    condition message to ``CONDITION_MESSAGE_LIMIT``), so that even escaped to six bytes a
-    character it stays far below the limit.
+    Without tasks, logs or a template the card always fits: every other text is cut (names to
+    ``NAME_LIMIT``, the condition message to ``CONDITION_MESSAGE_LIMIT``), so that even escaped
+    to six bytes a character it stays far below the limit.
     """
     head = _head(run, notification)
-    section = [_task(task) for task in tasks[:MAX_TASKS_SHOWN]]
-    body = encode(_envelope(_card(run, head, section, len(tasks), url)))
+    if text is not None:
+        head = [head[0], *_text(text), head[-1]]
+    section = [_task(task) for task in tasks[:MAX_TASKS_SHOWN]] if text is None else []
+    shown = len(tasks) if text is None else 0
+    log_text = as_plain(logs, LOG_LIMIT)
+
+    def encoded() -> bytes:
+        return encode(_envelope(_card(run, head, section, shown, url, log_text=log_text)))
+
+    body = encoded()
     while len(body) > BODY_LIMIT and section:
         excess = len(body) - BODY_LIMIT  # drop as many tasks as the excess needs, then measure again
         while section and excess > 0:
             excess -= len(encode(section.pop())) + 1
-        body = encode(_envelope(_card(run, head, section, len(tasks), url)))
+        body = encoded()
+    while len(body) > BODY_LIMIT and log_text:  # each character is at least one byte
+        log_text = as_plain(logs, len(log_text) - (len(body) - BODY_LIMIT))
+        body = encoded()
+    while len(body) > BODY_LIMIT and text is not None and len(text) > 1:
+        text = clip(text, max(1, len(text) - (len(body) - BODY_LIMIT) - 3))  # "…" is three bytes
+        head = [head[0], *_text(text), head[-1]]
+        body = encoded()
     return body
 
 
@@ -106,7 +140,13 @@ def _envelope(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _card(
-    run: Run, head: list[dict[str, Any]], section: list[dict[str, Any]], total: int, url: str | None
+    run: Run,
+    head: list[dict[str, Any]],
+    section: list[dict[str, Any]],
+    total: int,
+    url: str | None,
+    *,
+    log_text: str,
 ) -> dict[str, Any]:
     body = list(head[:-1])
     if total:
@@ -115,6 +155,9 @@ def _card(
         body.extend(section)
         if total > len(section):
             body.append(_rich([_run(f"and {total - len(section)} more, not shown", subtle=True)]))
+    if log_text:
+        body.append(_rich([_run("The failed steps' last lines", weight="Bolder")], separator=True))
+        body.append(_rich([_run(log_text, monospace=True)]))
     body.append(head[-1])  # the notification id comes last, where a flow finds it
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
@@ -127,6 +170,11 @@ def _card(
     if url:
         card["actions"] = [{"type": "Action.OpenUrl", "title": "Open in the Tekton Dashboard", "url": url}]
     return card
+
+
+def _text(text: str) -> list[dict[str, Any]]:
+    """A template's text: Teams' Markdown subset, wrapped (its values are escaped already)."""
+    return [{"type": "TextBlock", "text": text, "wrap": True}] if text else []
 
 
 def _head(run: Run, notification: str) -> list[dict[str, Any]]:

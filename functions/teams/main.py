@@ -1,9 +1,11 @@
 """Microsoft Teams: post an Adaptive Card about a run to a channel, through the channel's Workflows webhook.
 
-Annotations: ``teams.integrations.tekton.dev/{channel,on}`` (docs/teams.md). ``channel`` names a
-channel the operator configured: a key of the Secret mounted at ``TEAMS_CHANNELS_DIR`` whose value
-is the channel's Workflows (Power Automate) webhook URL, a credential that never appears in an
-annotation. By default one card per run, when it ends; ``on`` asks for more states.
+Annotations: ``teams.integrations.tekton.dev/{channel,on,log-lines,template}`` (docs/teams.md).
+``channel`` names a channel the operator configured: a key of the Secret mounted at
+``TEAMS_CHANNELS_DIR`` whose value is the channel's Workflows (Power Automate) webhook URL, a
+credential that never appears in an annotation. By default one card per run, when it ends; ``on``
+asks for more states. ``log-lines`` puts the failed steps' last lines in the card; ``template``
+has an operator's template (docs/templates.md) write the card's text.
 
 One card per run phase: a workflow webhook has no idempotency key and its messages cannot be read
 or edited, so the runtime claims each state before posting (``claim=always``) and the record keeps
@@ -16,6 +18,7 @@ the same id, so a receiver or flow can drop it.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated
 
@@ -26,15 +29,16 @@ from common import (
     Destinations,
     Idempotency,
     Integration,
-    IntegrationConfig,
     Report,
     RunPhase,
     always,
     serve,
 )
-from common.config import STATE_NAMES, RunStates
+from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
 from common.errors import IntegrationError
+from common.steplogs import failed_step_logs
 from common.summary import unsuccessful_tasks
+from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.teams import card
 from functions.teams.workflow import FAULTS, TeamsSettings, channel_url, post
 
@@ -58,7 +62,7 @@ def _secret_key(value: str) -> str:
 Channel = Annotated[str, AfterValidator(_secret_key)]
 
 
-class TeamsConfig(IntegrationConfig):
+class TeamsConfig(ShowsStepLogs, Templated):
     channel: Channel
     """``teams.integrations.tekton.dev/channel``: the channel's name, as the operator's Secret keys it."""
     on: RunStates | None = None
@@ -68,25 +72,42 @@ class TeamsConfig(IntegrationConfig):
 Ctx = Context[TeamsConfig, TeamsSettings]
 
 
+def _outgoing(ctx: Ctx) -> tuple[Rendered, bytes]:
+    """The card for the run's current state, and the template's text or the default one."""
+    run = ctx.run
+    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
+    children = ctx.child_runs() if failed else None
+    tasks = unsuccessful_tasks(run, children) if children is not None else []
+    logs = failed_step_logs(ctx)
+    rendered = render(ctx, "teams", lambda: card.fallback_text(run), children=children, step_logs=logs)
+    text = template_text(ctx, rendered)
+    return rendered, card.message(run, tasks, ctx.run_url, _notification_id(ctx), text=text, logs=logs)
+
+
+def message(ctx: Ctx) -> Message:
+    """What ``report`` posts for the run's current state, without posting it (``render``)."""
+    rendered, body = _outgoing(ctx)
+    return Message(rendered, json.loads(body))
+
+
 def report(ctx: Ctx) -> Report:
     run, channel = ctx.run, ctx.config.channel
     url = channel_url(ctx.settings, channel)
     notification = _notification_id(ctx)
-    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
-    tasks = unsuccessful_tasks(run, ctx.child_runs()) if failed else []
-    body = card.message(run, tasks, ctx.run_url, notification)
+    rendered, body = _outgoing(ctx)
     try:
         accepted = post(url, body, channel=channel, timeout=ctx.settings.timeout_seconds)
     except IntegrationError as e:  # the id a repeat will carry; no flow run of an earlier card
         e.annotations = {NOTIFICATION_KEY: notification, RUN_ID_KEY: "", **e.annotations}
         raise
     started = f", flow run {accepted.run_id}" if accepted.run_id else ""
-    return Report(
+    posted = Report(
         f"posted the {run.phase.value} card to channel {channel!r}: Workflows answered "
         f"{accepted.status} {accepted.reason}{started}".rstrip(),
         {PHASE_KEY: run.phase.value, NOTIFICATION_KEY: notification, RUN_ID_KEY: accepted.run_id or ""},
         reason="Posted",
     )
+    return with_fallback(posted, rendered)
 
 
 def _notification_id(ctx: Ctx) -> str:
@@ -104,6 +125,7 @@ integration = Integration(
     config=TeamsConfig,
     settings=TeamsSettings,
     report=report,
+    message=message,
     policy=Destinations("channels", "channel"),
     destinations=lambda ctx: [ctx.config.channel],
     faults=FAULTS,

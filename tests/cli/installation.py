@@ -42,7 +42,12 @@ def files(*paths: str) -> list[dict[str, Any]]:
 def install(cluster: FakeCluster) -> None:
     put(cluster, {"kind": "Namespace", "metadata": {"name": NAMESPACE}})
     for obj in files(
-        "eventing/broker.yaml", "rbac/clusterrole.yaml", "deadletter/service.yaml", "deadletter/rbac.yaml"
+        "eventing/broker.yaml",
+        "rbac/clusterrole.yaml",
+        "rbac/step-logs.yaml",
+        "rbac/coordination.yaml",
+        "deadletter/service.yaml",
+        "deadletter/rbac.yaml",
     ):
         put(cluster, obj)
     for name in registry.names():

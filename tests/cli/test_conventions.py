@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMMANDS = [
     "status",
     "explain",
+    "render",
     "send",
     "resync",
     "doctor",

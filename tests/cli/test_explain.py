@@ -80,8 +80,8 @@ def test_json_output_has_the_problems_by_key(cli: Cli, cluster: FakeCluster) -> 
 def test_valid_settings_are_shown_parsed_with_defaults_marked(cli: Cli, cluster: FakeCluster) -> None:
     cluster.add_sample("pipelinerun-successful", annotations=SLACK_OFF)
     out = cli("explain", "build-and-test-run-x7k2p").out
-    assert "    owner    acme\n" in out
-    assert "    mode     check-run  (default)" in out
+    assert "    owner           acme\n" in out
+    assert "    mode            check-run  (default)" in out
 
 
 def test_policy_refusal_comes_from_the_deployed_config_map(cli: Cli, cluster: FakeCluster) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from common import registry
 from common.errors import TargetNotAllowedError, TemporaryError
-from common.policy import Destinations, Policy, PolicyError, load_policy, parse_policy
+from common.policy import Destinations, Policy, PolicyError, TargetsNothing, load_policy, parse_policy
 from tests.support.policies import use_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,11 +206,111 @@ def test_a_file_broken_later_raises_at_use(tmp_path: Path, monkeypatch: pytest.M
         load_policy()
 
 
-def test_the_example_in_docs_policy_md_is_valid() -> None:
+def test_the_examples_in_docs_policy_md_are_valid() -> None:
     text = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
-    assert blocks, "docs/policy.md lost its YAML example"
-    policy = parse_policy(blocks[0], "docs/policy.md")
+    assert len(blocks) >= 2, "docs/policy.md lost its YAML examples"
+    for block in blocks:
+        policy = parse_policy(block, "docs/policy.md")
+        check_every_section(policy)
+        assert policy.document is not None
+        assert policy.document.namespaces
+
+
+# -- failed-step logs and templates -----------------------------------------------------------
+
+PRESENTATION = """
+default:
+  github: {repositories: ["acme/*"], logLines: 20, templates: [short, detailed]}
+  slack: {logLines: 0}
+namespaces:
+  ci:
+    github: {templates: []}
+    slack: {channels: ["#ci-*"]}
+  open: {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("namespace", "integration", "cap"),
+    [
+        ("team-a", "github", 20),
+        ("team-a", "slack", 0),  # forbidden
+        ("team-a", "email", None),  # no section: not capped
+        ("ci", "github", None),  # a section without logLines: not capped
+        ("open", "slack", None),
+    ],
+)
+def test_log_lines_are_capped_or_forbidden_per_namespace(
+    namespace: str, integration: str, cap: int | None
+) -> None:
+    policy = parse_policy(PRESENTATION, "/p.yaml").for_namespace(namespace)
+    assert policy.log_lines_cap(integration) == cap
+
+
+@pytest.mark.parametrize(
+    ("namespace", "integration", "template", "allowed"),
+    [
+        ("team-a", "github", "short", True),
+        ("team-a", "github", "Short", False),  # names are a ConfigMap's keys: exact
+        ("team-a", "github", "other", False),
+        ("team-a", "slack", "anything", True),  # no templates key: any
+        ("ci", "github", "short", False),  # an empty list allows none
+        ("ci", "teams", "short", True),
+    ],
+)
+def test_templates_are_restricted_per_namespace(
+    namespace: str, integration: str, template: str, allowed: bool
+) -> None:
+    policy = parse_policy(PRESENTATION, "/p.yaml").for_namespace(namespace)
+    assert policy.allows_template(integration, template) is allowed
+
+
+def test_without_a_file_logs_and_templates_are_free_and_without_an_entry_forbidden() -> None:
+    free = Policy("/absent.yaml", None).for_namespace("ci")
+    assert free.log_lines_cap("github") is None
+    assert free.allows_template("github", "short")
+    stranger = parse_policy("namespaces: {ci: {}}", "/p.yaml").for_namespace("stranger")
+    assert stranger.log_lines_cap("github") == 0
+    assert not stranger.allows_template("github", "short")
+
+
+def test_the_presentation_keys_are_valid_in_every_section() -> None:
+    policy = parse_policy(PRESENTATION, "/p.yaml")
     check_every_section(policy)
-    assert policy.document is not None
-    assert policy.document.namespaces
+    for integration in registry.declarations():
+        parse_policy(f"default: {{{integration.name}: {{logLines: 5, templates: [a]}}}}").check(
+            integration.name, integration.policy
+        )
+
+
+def test_an_integration_that_targets_nothing_may_have_only_the_presentation_keys() -> None:
+    policy = parse_policy("default: {github: {logLines: 3}}", "/p.yaml", known=lambda: ["github"])
+    policy.check("github", TargetsNothing())
+    wider = parse_policy("default: {github: {repositories: [a/b]}}", "/p.yaml", known=lambda: ["github"])
+    with pytest.raises(PolicyError) as bad:
+        wider.check("github", TargetsNothing())
+    assert "default.github.repositories: unknown key" in bad.value.message
+    assert "github targets nothing a run chooses" in bad.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("default: {github: {logLines: -1}}", "default.github.logLines"),
+        ("default: {github: {logLines: 500}}", "default.github.logLines"),
+        ("default: {github: {logLines: '20'}}", "default.github.logLines"),
+        ("default: {github: {logLines: true}}", "default.github.logLines"),
+        ("default: {github: {templates: short}}", "default.github.templates"),
+        ("default: {github: {templates: ['no spaces']}}", "default.github.templates.0"),
+        ("default: {github: {template: [short]}}", "default.github.template: unknown key"),
+    ],
+)
+def test_bad_presentation_keys_are_reported_by_the_check_and_at_use(text: str, complaint: str) -> None:
+    policy = parse_policy(text, "/etc/policy.yaml")
+    with pytest.raises(PolicyError) as bad:
+        check_every_section(policy)
+    assert complaint in bad.value.message
+    if "unknown key" not in complaint:  # what a function reads, it refuses to guess
+        with pytest.raises(PolicyError, match=re.escape(complaint)):
+            policy.for_namespace("ci").log_lines_cap("github")

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from common.redaction import MASK, redact, remember
+from common.redaction import MASK, redact, redact_lines, remember
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,86 @@ def test_ordinary_text_is_left_alone() -> None:
     )
     remember("true")
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "gho_0123456789abcdefghijABCDEFGHIJ",
+        "ghu_0123456789abcdefghijABCDEFGHIJ",
+        "ghr_0123456789abcdefghijABCDEFGHIJ",
+        "xoxp-1234567890-0987654321-abcdefABCDEF",
+        "xoxa-2-1234567890-abcdefABCDEF",
+        "ASIAIOSFODNN7EXAMPLE",
+    ],
+)
+def test_more_token_shapes_are_masked(token: str) -> None:
+    assert redact(f"echo {token} | login") == f"echo {MASK} | login"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            f"aws_secret_access_key = {MASK}",
+        ),
+        (
+            'AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" aws s3 cp',
+            f'AWS_SECRET_ACCESS_KEY="{MASK}" aws s3 cp',
+        ),
+        (
+            '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
+            f'{{"SecretAccessKey": "{MASK}"}}',
+        ),
+        ("curl -H 'Authorization: Bearer abcdefghijklmnop' x", f"curl -H 'Authorization: {MASK}' x"),
+        ("authorization=token s3cr3tvalue", f"authorization={MASK}"),
+    ],
+)
+def test_a_secret_is_masked_by_the_name_before_it(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "key:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc=\n"
+        "-----END PRIVATE KEY-----\nnext",
+        "key:\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc=\n-----END PRIVATE KEY-----\nnext",  # its start cut off
+        "key:\n-----BEGIN EC PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",  # its end cut off
+    ],
+)
+def test_a_private_key_is_masked_whole_whatever_part_of_it_a_text_holds(text: str) -> None:
+    masked = redact(text)
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in masked
+    assert masked.startswith(f"key:\n{MASK}")
+    assert "abc=" not in masked
+
+
+def test_log_lines_lose_terminal_escapes_and_lines_of_a_keys_body() -> None:
+    body = "MIIEowIBAAKCAQEAx4ThZzF8jU2Vq3Lr0nq7Y9Qp2yH1bWm3Gx5Jt8Uv6Ci0Ls9D"
+    assert redact_lines(
+        ["\x1b[1;31mFAIL\x1b[0m: \x1b]0;title\x07done", "1%\r99%\r100%", body, "\x00bell\x07"]
+    ) == [
+        "FAIL: done",
+        "100%",
+        MASK,
+        "bell",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "check run 23456789012 for 4e8a1d0c7b2f93e6a5d41c08b7f2e3a9d6c1b0f5",
+        "id 5b0c7b7e-3f2a-4c39-9f61-2d8e1a4b6c90, Message-ID <5b0c7b7e-3f2a-4c39-9f61-2d8e1a4b6c90@ci.eg>",
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "Authorization failed: the token was refused",
+        "https://github.com/acme/widgets/actions/runs/123?check_suite_focus=true",
+        "BUILD SUCCESSFUL\nDONE\n-----END CERTIFICATE-----",
+    ],
+)
+def test_ids_digests_and_words_are_not_taken_for_secrets(text: str) -> None:
+    assert redact(text) == text
+    assert redact_lines(text.split("\n")) == text.split("\n")

@@ -27,7 +27,7 @@ from common.runclient import MemoryRunClient, RunRef
 from common.runtime import Processor
 from common.settings import RuntimeSettings
 from common.status import IntegrationStatus, new_record
-from common.store import StatusStore
+from common.store import MirrorMode, StatusStore
 from tests.conftest import add_run, advance
 
 
@@ -220,10 +220,12 @@ def test_a_late_event_never_regresses_a_finished_record(
     assert service.calls == ["succeeded"]
 
 
-def test_status_integrations_is_tried_once_then_not_where_pruned(
-    kube: MemoryRunClient, service: Recorder
+@pytest.mark.parametrize(("mode", "status_writes"), [("auto", 0), ("always", 1), ("never", 0)])
+def test_status_integrations_costs_no_request_where_pruned_unless_asked(
+    kube: MemoryRunClient, service: Recorder, mode: MirrorMode, status_writes: int
 ) -> None:
-    p = processor(kube, service)
+    """Today's Tekton prunes the field: ``auto`` never probes for it, ``always`` learns it once."""
+    p = Processor(processor(kube, service).integration, kube, RuntimeSettings(status_integrations=mode))
     running, successful = (
         with_echo(samples.load("pipelinerun-running")),
         with_echo(samples.load("pipelinerun-successful")),
@@ -233,7 +235,7 @@ def test_status_integrations_is_tried_once_then_not_where_pruned(
     advance(kube, ref, successful)
     p.process(event(successful))
     assert service.calls == ["running", "succeeded"]
-    assert [verb for verb, _ in kube.calls].count("patch_status") == 1
+    assert [verb for verb, _ in kube.calls].count("patch_status") == status_writes
     assert "integrations" not in kube.runs[ref]["status"]
 
 

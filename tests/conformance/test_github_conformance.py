@@ -146,3 +146,22 @@ def test_a_request_github_would_refuse_is_caught(
         ("POST", "/repos/acme/widget-service/check-runs", "UNPROCESSABLE_ENTITY")
     ]
     assert not through_prism.check_runs
+
+
+def test_a_failed_runs_task_table_and_step_logs_conform(
+    kube: MemoryRunClient, deliver: Deliver, through_prism: PrismGitHub
+) -> None:
+    """The summary's task table and the text's log lines are sent as GitHub describes the output."""
+    failed = samples.load("pipelinerun-failed")
+    _, run = samples.run_object(failed)
+    run["metadata"]["annotations"]["github.integrations.tekton.dev/log-lines"] = "3"
+    add_run(kube, failed)
+    add_run(kube, samples.load("taskrun-failed"))
+    kube.pod_logs[("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")] = "a\nb\nFAIL\n"
+    assert deliver(function_client("github"), failed).status_code == 200
+    (check_run,) = through_prism.check_runs.values()
+    assert (
+        "[`unit-tests`](https://dashboard.example.org/#/namespaces/ci/taskruns/"
+        in check_run["output"]["summary"]
+    )
+    assert "a\nb\nFAIL" in check_run["output"]["text"]

@@ -17,6 +17,8 @@ from tests.deploy.manifests import IMAGE_PLACEHOLDER, Obj, by_kind, container, e
 
 SECRETS_ROOT = "/var/run/secrets/tekton-integrations/"
 POLICY_FILE = "/etc/tekton-integrations/policy/policy.yaml"
+TEMPLATES = ("tekton-integrations-templates", "/etc/tekton-integrations/templates")
+"""The operator's templates: a ConfigMap they create (not generated), mounted optional."""
 TEKTON_PREFIX = "dev.tekton.event."
 
 
@@ -84,6 +86,9 @@ def service_volumes_and_references(rendered: list[Obj], name: str) -> None:
             # secrets as files, under the documented root, never as environment variables
             assert mount["mountPath"].startswith(SECRETS_ROOT), mount["mountPath"]
             assert volume["secret"]["secretName"] == vol_name
+        elif (volume["configMap"]["name"], mount["mountPath"]) == TEMPLATES:
+            assert volume["configMap"]["optional"] is True, "a Service without templates must start"
+            assert env_of(service)["TI_TEMPLATES_DIR"]["value"] == TEMPLATES[1]
         else:
             assert volume["configMap"]["name"] in config_maps, vol_name
             assert mount["mountPath"] == str(Path(POLICY_FILE).parent)
@@ -92,7 +97,7 @@ def service_volumes_and_references(rendered: list[Obj], name: str) -> None:
         assert "secretKeyRef" not in source, f"{var['name']}: secrets are mounted as files"
         if "configMapKeyRef" in source:
             assert source["configMapKeyRef"]["name"] in config_maps, var["name"]
-        if var["name"].endswith(("_FILE", "_DIR")):
+        elif var["name"].endswith(("_FILE", "_DIR")):  # a path the manifests set, not the operator
             assert any(var["value"].startswith(m["mountPath"]) for m in mounts.values()), (
                 f"{var['name']}={var['value']} is not under a mounted volume"
             )

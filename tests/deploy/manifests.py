@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from common import registry
+from common.config import ShowsStepLogs
 from tests.support.tiers import REPO_ROOT, require_shared, unavailable
 
 KNATIVE_DIR = REPO_ROOT / "knative"
@@ -50,6 +51,36 @@ SECRET_TEMPLATES = tuple(sorted((KNATIVE_DIR / "integrations").glob("*/secret.ex
 def source_of(name: str) -> str:
     """The ``FUNCTION_SOURCE`` of a function, relative to the repository (and site-packages)."""
     return "common/deadletter.py" if name == DEADLETTER else f"functions/{registry.folder_of(name)}/main.py"
+
+
+RUNS_ROLE = "tekton-integrations-runs"
+STEP_LOGS_ROLE = "tekton-integrations-step-logs"
+COORDINATION_ROLE = "tekton-integrations-coordination"
+EXTRA_ROLES = {
+    STEP_LOGS_ROLE: [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
+    COORDINATION_ROLE: [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update", "patch"],
+        }
+    ],
+}
+"""The ClusterRoles besides the runs role, each bound only to the functions whose declaration needs it."""
+
+
+def needed_roles(name: str) -> set[str]:
+    """What a function's declaration says it needs, read here from the declaration itself."""
+    if name == DEADLETTER:
+        return {RUNS_ROLE}
+    integration = registry.load(name).integration
+    assert integration is not None, name
+    needed = {RUNS_ROLE}
+    if issubclass(integration.config, ShowsStepLogs):
+        needed.add(STEP_LOGS_ROLE)
+    if integration.coordinates_across_runs:
+        needed.add(COORDINATION_ROLE)
+    return needed
 
 
 IMAGE_PLACEHOLDER = "tekton-integrations"

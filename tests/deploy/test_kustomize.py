@@ -16,6 +16,7 @@ import yaml
 
 from tests.deploy import contracts
 from tests.deploy.manifests import (
+    EXTRA_ROLES,
     FUNCTIONS,
     IMAGE_PLACEHOLDER,
     INTEGRATIONS,
@@ -23,6 +24,7 @@ from tests.deploy.manifests import (
     NAMESPACE,
     SECRET_TEMPLATES,
     SERVICE_FILES,
+    STEP_LOGS_ROLE,
     Obj,
     by_kind,
     container,
@@ -30,6 +32,7 @@ from tests.deploy.manifests import (
     ident,
     kustomize,
     load_yaml_objects,
+    needed_roles,
     source_of,
 )
 
@@ -75,6 +78,40 @@ def test_cluster_role_is_least_privilege(rendered: list[Obj]) -> None:
     assert "aggregationRule" not in role
 
 
+@pytest.mark.parametrize("name", sorted(EXTRA_ROLES))
+def test_the_step_logs_and_coordination_roles_grant_exactly_their_one_thing(
+    rendered: list[Obj], name: str
+) -> None:
+    # pods/log get only: not pods (get, list), not pods/exec or attach; Leases only, no delete.
+    role = by_kind(rendered, "ClusterRole")[name]
+    assert role["rules"] == EXTRA_ROLES[name]
+    assert "aggregationRule" not in role
+
+
+def test_the_shipped_roles_are_the_ones_the_manifests_bind() -> None:
+    from common import manifests
+
+    assert manifests.ROLE_RULES == {ROLE: EXPECTED_RULES, **EXTRA_ROLES}
+
+
+def test_each_function_is_bound_to_exactly_the_roles_its_declaration_needs(rendered: list[Obj]) -> None:
+    bound: dict[str, set[str]] = {name: set() for name in FUNCTIONS}
+    for binding in (o for o in rendered if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        for subject in binding["subjects"]:
+            if (
+                subject["kind"] == "ServiceAccount"
+                and subject["namespace"] == NAMESPACE
+                and subject["name"] in bound
+            ):
+                assert binding["kind"] == "ClusterRoleBinding", ident(binding)
+                assert binding["roleRef"]["kind"] == "ClusterRole", ident(binding)
+                bound[subject["name"]].add(binding["roleRef"]["name"])
+    assert bound == {name: needed_roles(name) for name in FUNCTIONS}
+    readers = {name for name, roles in bound.items() if STEP_LOGS_ROLE in roles}
+    assert readers, "no integration shows step logs: the derivation would check nothing"
+    assert readers < set(INTEGRATIONS), "some integrations read no log, and they may not"
+
+
 def test_no_role_in_the_tree_reaches_secrets_or_wildcards(rendered: list[Obj]) -> None:
     for role in (o for o in rendered if o["kind"] in ("Role", "ClusterRole")):
         for rule in role["rules"]:
@@ -102,9 +139,27 @@ def test_each_function_has_its_own_service_account_bound_to_the_role(
         subjects.append((subject["kind"], subject["namespace"], subject["name"]))
     assert sorted(subjects) == sorted(("ServiceAccount", NAMESPACE, f) for f in FUNCTIONS)
     for binding in (o for o in rendered if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
-        if binding["roleRef"]["name"] != ROLE:
+        if binding["roleRef"]["name"] not in (ROLE, *EXTRA_ROLES):
             names = {s["name"] for s in binding["subjects"]}
             assert not names & set(FUNCTIONS), f"{ident(binding)}: a function gets more rights"
+
+
+@pytest.mark.parametrize("name", INTEGRATIONS)
+def test_templates_and_results_settings_reach_only_the_services_that_use_them(
+    rendered: list[Obj], name: str
+) -> None:
+    from common import registry
+    from common.config import ShowsStepLogs, Templated
+
+    integration = registry.load(name).integration
+    assert integration is not None
+    service = by_kind(rendered, "Service")[name]
+    env = env_of(service)
+    mounts = {m["mountPath"] for m in container(service).get("volumeMounts", [])}
+    templated = issubclass(integration.config, Templated)
+    assert ("/etc/tekton-integrations/templates" in mounts) is templated
+    assert ("TI_TEMPLATES_DIR" in env) is templated
+    assert ("TEKTON_RESULTS_URL" in env) is issubclass(integration.config, ShowsStepLogs)
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -230,7 +285,8 @@ def test_an_overlay_can_rename_and_repoint_the_image(kubectl: str, tmp_path: Pat
         spec = service["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] in accounts, ident(service)
         for volume in spec["volumes"]:
-            if "configMap" in volume:
+            if "configMap" in volume and volume["configMap"]["name"] != contracts.TEMPLATES[0]:
+                # the operator's templates: created by hand, not generated, so not renamed
                 assert volume["configMap"]["name"] in config_maps, ident(service)
     for trigger in by_kind(objects, "Trigger").values():
         assert trigger["spec"]["broker"] in brokers, ident(trigger)

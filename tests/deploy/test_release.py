@@ -23,6 +23,7 @@ import yaml
 
 from common import registry
 from common.policy import Destinations, parse_policy
+from tests.deploy.contracts import TEMPLATES
 from tests.deploy.manifests import (
     FUNCTIONS,
     IMAGE_PLACEHOLDER,
@@ -231,8 +232,9 @@ def test_the_documented_site_overlay_configures_a_release(
     assert policy.for_namespace("tenant-a").allows("github", github.policy, "acme/app")
     assert not policy.for_namespace("tenant-b").allows("github", github.policy, "acme/app")
     assert config_maps["tekton-integrations-settings"]["data"]["TEKTON_DASHBOARD_URL"].startswith("https://")
-    # Patched in place: the Services still mount the ConfigMaps the release named.
-    names = {cm["metadata"]["name"] for cm in config_maps.values()}
+    # Patched in place: the Services still mount the ConfigMaps the release named (and the
+    # operator's own templates, which no tree generates: it keeps its name).
+    names = {cm["metadata"]["name"] for cm in config_maps.values()} | {TEMPLATES[0]}
     for service in by_kind(objects, "Service").values():
         volumes = service["spec"]["template"]["spec"]["volumes"]
         assert {v["configMap"]["name"] for v in volumes if "configMap" in v} <= names, ident(service)

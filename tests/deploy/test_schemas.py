@@ -129,7 +129,7 @@ def test_builtin_validation_rejects_unknown_and_mistyped_fields(
     rendered: list[Obj], builtin_definitions: Obj
 ) -> None:
     index = gvk_index(builtin_definitions)
-    role = copy.deepcopy(next(iter(by_kind(rendered, "ClusterRole").values())))
+    role = copy.deepcopy(by_kind(rendered, "ClusterRole")["tekton-integrations-runs"])
     role["rules"][0]["verb"] = ["get"]  # typo: `verbs`
     role["rules"][1]["resources"] = "events"  # not a list
     definition = index[("rbac.authorization.k8s.io", "v1", "ClusterRole")]

@@ -40,6 +40,7 @@ from tests.deploy.manifests import (
     knative_crds,
     kustomize,
     load_yaml_objects,
+    needed_roles,
     run,
     schema_errors,
     split_api_version,
@@ -105,7 +106,7 @@ def test_the_service_serves_every_integration_with_its_settings_and_secrets(
             variable = settings.variable(field)
             assert variable in env or f"{variable}_FILE" in env, f"{name}: {variable} is not set"
     for var in container(service)["env"]:
-        if var["name"].endswith("_FILE") or var["name"].endswith("_DIR"):
+        if "value" in var and var["name"].endswith(("_FILE", "_DIR")):
             assert any(var["value"].startswith(path) for path in mounted), var
     templates = {secret["metadata"]["name"] for secret in load_yaml_objects(*SECRET_TEMPLATES)}
     volumes = service["spec"]["template"]["spec"]["volumes"]
@@ -131,7 +132,9 @@ def test_every_key_of_settings_env_is_read_by_the_service(single_rendered: list[
     assert written <= read, sorted(written - read)
 
 
-def test_its_service_account_is_bound_to_the_shared_role_only(single_rendered: list[Obj]) -> None:
+def test_its_service_account_is_bound_to_what_its_integrations_need_together(
+    single_rendered: list[Obj],
+) -> None:
     subjects = sorted(
         subject["name"]
         for binding in by_kind(single_rendered, "ClusterRoleBinding").values()
@@ -140,6 +143,13 @@ def test_its_service_account_is_bound_to_the_shared_role_only(single_rendered: l
     )
     assert subjects == sorted([SINGLE_SERVICE, DEADLETTER])
     assert not by_kind(single_rendered, "RoleBinding")
+    bound = {
+        binding["roleRef"]["name"]
+        for binding in by_kind(single_rendered, "ClusterRoleBinding").values()
+        if any(subject["name"] == SINGLE_SERVICE for subject in binding["subjects"])
+    }
+    assert bound == set().union(*(needed_roles(name) for name in INTEGRATIONS))
+    assert "tekton-integrations-step-logs" in bound
 
 
 @pytest.mark.parametrize("prefix", ["", "ti-"])

@@ -85,5 +85,10 @@ ROWS = rows(
         "403": (Answer(403), permanent("GitHubForbidden")),
         "404": (Answer(404), permanent("GitHubNotFound")),
         "422": (Answer(422), permanent("GitHubRejected")),
+        # Never followed: the credential would travel to wherever the redirect points.
+        "307-redirect": (
+            Answer(307, {"Location": "https://elsewhere.example.org/repos/acme/widget-service"}),
+            permanent("GitHubRedirected"),
+        ),
     },
 )

@@ -94,5 +94,10 @@ ROWS = rows(
         # Issues are turned off in the repository's settings.
         "410": (Answer(410), permanent("GitHubIssuesDisabled")),
         "422": (Answer(422), permanent("GitHubRejected")),
+        # Never followed: the credential would travel to wherever the redirect points.
+        "307-redirect": (
+            Answer(307, {"Location": "https://elsewhere.example.org/repos/acme/widget-service"}),
+            permanent("GitHubRedirected"),
+        ),
     },
 )

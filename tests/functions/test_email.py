@@ -702,3 +702,100 @@ def test_credentials_echoed_by_the_relay_appear_in_no_answer_record_log_or_event
     produced = written_texts(answer, kube, capsys, caplog)
     assert kube.events, "the failure is reported as a Kubernetes Event"
     assert [(where, c[:4]) for where, text in produced.items() for c in credentials if c in text] == []
+
+
+# -- templates and the failed steps' logs --------------------------------------------------------------
+
+POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
+LOG_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
+LOG = [
+    "=== RUN TestWidget",
+    f"    widget_test.go:42: <pushing> with {LOG_TOKEN}",
+    "--- FAIL: TestWidget (0.01s)",
+]
+
+
+@pytest.fixture
+def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
+    mount = tmp_path / "templates"
+    mount.mkdir()
+    (mount / "short.j2").write_text(
+        "{{ run.definition }} {{ run.phase }} <see {{ links.run_url }}>\n"
+        "{% for t in failed_tasks %}* {{ t.name }} ({{ t.reason }})\n{% endfor %}",
+        encoding="utf-8",
+    )
+    (mount / "evil.email.j2").write_text("{{ ''.__class__.__base__.__subclasses__() }}", encoding="utf-8")
+    monkeypatch.setenv("TI_TEMPLATES_DIR", str(mount))
+    return mount
+
+
+def test_a_template_writes_the_mails_body(
+    kube: MemoryRunClient, mailbox: Mailbox, templates: Path, deliver: Deliver
+) -> None:
+    failed, ref = failed_run(kube, template="short")
+
+    assert deliver(function_client("email"), failed).status_code == 200
+
+    (message,) = mailbox.messages
+    assert message["Subject"] == "[Tekton] Failed: PipelineRun ci/build-and-test-run-q4m9z (build-and-test)"
+    text, markup = bodies(message)
+    lines = text.splitlines()
+    assert lines == [
+        f"build-and-test failed <see {LINK}>",
+        "* unit-tests (StepFailed)",
+        "* build-image (Skipped)",
+    ]
+    assert "&lt;see " in markup
+    assert "<see" not in markup
+    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == ("True", "Reported")
+
+
+def test_a_template_reaching_for_python_internals_mails_the_default_body_and_says_so(
+    kube: MemoryRunClient, mailbox: Mailbox, templates: Path, deliver: Deliver
+) -> None:
+    failed, ref = failed_run(kube, template="evil")
+
+    assert deliver(function_client("email"), failed).status_code == 200
+
+    (message,) = mailbox.messages
+    text, _ = bodies(message)
+    assert "unit-tests: StepFailed" in text
+    assert "subclasses" not in text
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("True", "TemplateFailed")
+    assert cond["message"].startswith(
+        "mailed failed to 1 recipient(s); template 'evil' failed (SecurityError: access to attribute "
+        "'__class__' of 'str' object is unsafe.)"
+    )
+
+
+def test_the_failed_steps_last_lines_are_in_the_body(
+    kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver
+) -> None:
+    failed, _ = failed_run(kube, **{"log-lines": "2"})
+    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+
+    assert deliver(function_client("email"), failed).status_code == 200
+
+    (message,) = mailbox.messages
+    text, markup = bodies(message)
+    assert text.splitlines()[-5:] == [
+        "The failed steps' last lines:",
+        "",
+        "Task unit-tests, step run-tests (TaskRun build-and-test-run-q4m9z-unit-tests), last 2 lines:",
+        "        widget_test.go:42: <pushing> with [REDACTED]",
+        "    --- FAIL: TestWidget (0.01s)",
+    ]
+    assert "widget_test.go:42: &lt;pushing&gt; with [REDACTED]" in markup
+    assert LOG_TOKEN not in message.as_string()
+
+
+def test_without_log_lines_no_log_is_read(kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver) -> None:
+    failed, _ = failed_run(kube)
+    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+
+    assert deliver(function_client("email"), failed).status_code == 200
+
+    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert "last lines" not in bodies(mailbox.messages[0])[0]

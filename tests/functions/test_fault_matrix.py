@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from common import registry
 from common.kube import _translated
+from common.kube_api import ApiError
 from common.runclient import MemoryRunClient, RunRef
 from tests.conftest import Deliver, add_run, body, function_client, written_texts
 from tests.support.faults import CLASSES, NotApplicable, Row, Service
@@ -170,7 +170,7 @@ def test_a_credential_echoed_by_the_service_leaves_in_no_text(  # noqa: PLR0917 
 
 
 def kube_error(raised: Exception) -> Exception:
-    """What ``common.kube``'s client raises when the ``kubernetes`` library raises ``raised``."""
+    """What ``common.kube``'s client raises when its transport raises ``raised``."""
     try:
         with _translated(RunRef("PipelineRun", "ci", "build-and-test-run-x7k2p")):
             raise raised
@@ -191,20 +191,20 @@ class KubeFault:
 
 ALL_VERBS = ("get", "patch", "patch_status")
 KUBE_FAULTS = {
-    "404-run-deleted": KubeFault(ALL_VERBS, ApiException(status=404, reason="Not Found"), 200, "ignored", ""),
+    "404-run-deleted": KubeFault(ALL_VERBS, ApiError(404, "Not Found", b""), 200, "ignored", ""),
     "409-conflict-forever": KubeFault(
-        ("patch",), ApiException(status=409, reason="Conflict"), 503, "retry", "ConflictRetriesExhausted"
+        ("patch",), ApiError(409, "Conflict", b""), 503, "retry", "ConflictRetriesExhausted"
     ),
     "500": KubeFault(
         ALL_VERBS,
-        ApiException(status=500, reason="Internal Server Error"),
+        ApiError(500, "Internal Server Error", b""),
         503,
         "retry",
         "KubernetesUnavailable",
     ),
     "unreachable": KubeFault(
         ALL_VERBS,
-        urllib3.exceptions.MaxRetryError(  # what the kubernetes client raises when nothing listens
+        urllib3.exceptions.MaxRetryError(  # what urllib3 raises when nothing listens
             urllib3.HTTPSConnectionPool("127.0.0.1", 6443),
             "/apis/tekton.dev/v1/namespaces/ci/pipelineruns/build-and-test-run-x7k2p",
             urllib3.exceptions.NewConnectionError(

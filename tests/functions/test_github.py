@@ -6,6 +6,8 @@ import copy
 import itertools
 import json
 import random
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -388,3 +390,269 @@ def test_concurrent_events_of_many_runs_all_report(kube: MemoryRunClient, github
     answers = [answer for _, answer in post_together(to_app(app), events)]
     assert [(a.status_code, body(a)["outcome"]) for a in answers] == [(200, "reported")] * len(events)
     assert len(github.check_runs) == len(events)
+
+
+# -- the client: GitHub's REST API as documented ------------------------------------------------
+
+
+def test_every_request_names_the_api_version_and_the_client(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running = samples.load("pipelinerun-running")
+    add_run(kube, running)
+    assert deliver(function_client("github"), running).status_code == 200
+    assert github.calls
+    for call in github.calls:
+        headers = {name.lower(): value for name, value in call.headers.items()}
+        assert headers["accept"] == "application/vnd.github+json"
+        assert headers["x-github-api-version"] == "2022-11-28"
+        assert headers["user-agent"].startswith("tekton-integrations/")
+        assert call.auth_scheme == "token"
+
+
+@pytest.mark.parametrize("enterprise", [False, True], ids=["github.com", "enterprise"])
+def test_this_runs_check_run_is_found_on_a_later_page(
+    kube: MemoryRunClient,
+    github: GitHubStandIn,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    enterprise: bool,
+) -> None:
+    """Other runs' check runs of the same name come first (newest first): this run's is found by
+    following GitHub's ``Link`` pages, under an Enterprise ``/api/v3`` base URL too."""
+    if enterprise:
+        monkeypatch.setenv("GITHUB_API_URL", github.enterprise_url)
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    ref = add_run(kube, running)
+    client = function_client("github")
+    assert deliver(client, running).status_code == 200
+    ((own_id, own),) = github.check_runs.items()
+    with github.lock:
+        for n in range(150):  # later check runs of other runs on the same commit and name
+            other = copy.deepcopy(own)
+            other_id = own_id + 1000 + n
+            other.update(
+                id=other_id, external_id=f"other-{n}", url=own["url"].replace(str(own_id), str(other_id))
+            )
+            github.check_runs[other_id] = other
+    del kube.runs[ref]["metadata"]["annotations"][RECORD]  # the record is lost: look it up
+    advance(kube, ref, successful)
+    assert deliver(client, successful).status_code == 200
+
+    pages = github.calls_to("GET", f"/repos/acme/widget-service/commits/{SHA}/check-runs")[1:]
+    assert [call.query.get("page") for call in pages] == [None, ["2"]]
+    assert all(call.enterprise_prefix == enterprise for call in github.calls)
+    assert github.check_runs[own_id]["conclusion"] == "success"
+    assert len(github.check_runs) == 151, "no second check run for this run"
+
+
+def test_a_redirect_is_not_followed(kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver) -> None:
+    running = samples.load("pipelinerun-running")
+    ref = add_run(kube, running)
+    github.fail_next(307, headers={"Location": "https://elsewhere.example.org/repos/acme/widget-service"})
+    answer = deliver(function_client("github"), running)
+    assert (answer.status_code, body(answer)["reason"]) == (200, "GitHubRedirected")
+    assert condition(kube, ref)["status"] == "False"
+    assert len(github.calls) == 1, "the credential never travels to the redirect's target"
+
+
+# -- what the check run shows: tasks, failed steps' logs, templates ----------------------------
+
+LOG_LINES = "github.integrations.tekton.dev/log-lines"
+FAILED_POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
+PLANTED = "ghp_" + "Zq7" * 12  # a GitHub token's shape: masked wherever it appears
+
+
+def failed_pipeline(kube: MemoryRunClient, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A failed PipelineRun whose ``fetch-source`` succeeded and ``unit-tests`` failed (its pod's
+    log in the store), and ``build-image`` was skipped."""
+    failed = samples.load("pipelinerun-failed")
+    failed["data"]["pipelineRun"]["metadata"]["annotations"].update(
+        {f"github.integrations.tekton.dev/{key}": value for key, value in (annotations or {}).items()}
+    )
+    add_run(kube, failed)
+    add_run(kube, samples.load("taskrun-failed"))
+    fetched = samples.load("taskrun-successful")
+    _, child = samples.run_object(fetched)
+    child["metadata"]["name"] = "build-and-test-run-q4m9z-fetch-source"
+    child["metadata"]["uid"] = "0000-fetch-source"
+    child["metadata"]["labels"]["tekton.dev/pipelineRun"] = "build-and-test-run-q4m9z"
+    add_run(kube, fetched)
+    kube.pod_logs[FAILED_POD] = "\n".join(
+        [
+            *(f"=== RUN TestWidget{n}" for n in range(1, 15)),
+            f"    token={PLANTED} leaked",
+            "FAIL",
+            "exit 1",
+            "done",
+        ]
+    )
+    return failed
+
+
+def test_a_failed_run_with_log_lines_shows_the_last_lines_of_its_failed_step_masked(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    failed = failed_pipeline(kube, {"log-lines": "5"})
+    assert deliver(function_client("github"), failed).status_code == 200
+
+    (check_run,) = github.check_runs.values()
+    text = check_run["output"]["text"]
+    assert "Task `unit-tests`, step `run-tests`" in text
+    last_five = ["=== RUN TestWidget14", "    token=[REDACTED] leaked", "FAIL", "exit 1", "done"]
+    assert "\n".join(last_five) in text
+    assert "TestWidget13" not in text, "only the last 5 lines"
+    assert PLANTED not in json.dumps(github.calls_to(), default=str) + json.dumps(check_run)
+    assert len(text) <= 65535
+    assert [ref.name for verb, ref in kube.calls if verb == "pod_log"] == [FAILED_POD[1]]
+    assert [verb for verb, _ in kube.calls if verb in ("get", "list")] == ["list"], (
+        "the TaskRuns are read once, with one list, for the task table and the logs"
+    )
+
+
+def test_without_log_lines_no_log_is_read(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    failed = failed_pipeline(kube)
+    assert deliver(function_client("github"), failed).status_code == 200
+    (check_run,) = github.check_runs.values()
+    assert "TestWidget" not in check_run["output"]["text"]
+    assert not [verb for verb, _ in kube.calls if verb == "pod_log"], "no pods/log request"
+
+
+def test_a_finished_pipelineruns_summary_lists_its_tasks_with_links(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org")
+    failed = failed_pipeline(kube)
+    kube.calls.clear()
+    assert deliver(function_client("github"), failed).status_code == 200
+
+    summary = next(iter(github.check_runs.values()))["output"]["summary"]
+    taskruns = "https://dashboard.example.org/#/namespaces/ci/taskruns"
+    assert "| Task | Status | Duration |" in summary
+    assert (
+        f"| [`fetch-source`]({taskruns}/build-and-test-run-q4m9z-fetch-source) | ✅ Succeeded | 11s |"
+        in summary
+    )
+    assert (
+        f"| [`unit-tests`]({taskruns}/build-and-test-run-q4m9z-unit-tests) | ❌ Failed: StepFailed | 47s |"
+        in summary
+    )
+    assert "| `build-image` | ⏭️ Skipped: PipelineRun was stopping | - |" in summary
+    assert "<details>" not in summary, "a short table is shown open"
+    assert [verb for verb, _ in kube.calls].count("list") == 1, "the TaskRuns are read with one list"
+
+
+def test_a_running_pipelinerun_reads_no_taskrun(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    running = samples.load("pipelinerun-running")
+    add_run(kube, running)
+    kube.calls.clear()
+    assert deliver(function_client("github"), running).status_code == 200
+    assert {verb for verb, _ in kube.calls} <= {"patch", "get"}, "only the run's own claim and record"
+    assert "| Task |" not in next(iter(github.check_runs.values()))["output"]["summary"]
+
+
+def test_a_long_task_table_is_collapsed_under_the_failed_tasks_and_kept_within_githubs_limit(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org/" + "d" * 150)
+    failed = samples.load("pipelinerun-failed")
+    _, run = samples.run_object(failed)
+    run["status"]["skippedTasks"] = []
+    references = []
+    for n in range(400):
+        task = f"step-{n:03d}-" + "t" * 40
+        name = f"build-and-test-run-q4m9z-{task}"
+        references.append(
+            {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": name, "pipelineTaskName": task}
+        )
+        child_event = samples.load("taskrun-failed" if n == 7 else "taskrun-successful")
+        _, child = samples.run_object(child_event)
+        child["metadata"].update(name=name, uid=f"0000-{n}")
+        child["metadata"]["labels"]["tekton.dev/pipelineRun"] = "build-and-test-run-q4m9z"
+        add_run(kube, child_event)
+    run["status"]["childReferences"] = references
+    add_run(kube, failed)
+    assert deliver(function_client("github"), failed).status_code == 200
+
+    summary = next(iter(github.check_runs.values()))["output"]["summary"]
+    assert len(summary) <= 65535
+    failed_line, details = summary.split("\n\n", 3)[2:]
+    assert failed_line == "**Failed:** `step-007-" + "t" * 40 + "`"
+    assert details.startswith("<details><summary>400 tasks (399 succeeded, 1 failed)</summary>")
+    assert details.endswith("</details>")
+    assert "| `step-000-" in details or "| [`step-000-" in details
+    assert re.search(r"\| … \| \d+ more \| \|", details), "rows that do not fit are counted"
+
+
+def test_an_operators_template_renders_the_summary(
+    kube: MemoryRunClient,
+    github: GitHubStandIn,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "short.github.j2").write_text(
+        "{{ run.name }}: {% for task in tasks %}{{ task.name }}={{ task.status }} {% endfor %}",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("TI_TEMPLATES_DIR", str(tmp_path))
+    failed = failed_pipeline(kube, {"template": "short"})
+    assert deliver(function_client("github"), failed).status_code == 200
+    summary = next(iter(github.check_runs.values()))["output"]["summary"]
+    assert summary.startswith("build-and-test-run-q4m9z: ")
+    assert "fetch-source=" in summary
+    assert "unit-tests=" in summary
+
+
+def test_a_template_that_cannot_be_used_falls_back_to_the_default_summary(
+    kube: MemoryRunClient,
+    github: GitHubStandIn,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sneaky.github.j2").write_text("{{ ''.__class__.__mro__ }}", encoding="utf-8")
+    monkeypatch.setenv("TI_TEMPLATES_DIR", str(tmp_path))
+    failed = failed_pipeline(kube, {"template": "sneaky"})
+    ref = RunRef("PipelineRun", "ci", "build-and-test-run-q4m9z")
+    assert deliver(function_client("github"), failed).status_code == 200
+    summary = next(iter(github.check_runs.values()))["output"]["summary"]
+    assert "| Task | Status | Duration |" in summary, "the default summary was sent"
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("True", "TemplateFailed")
+    assert "template 'sneaky' failed" in cond["message"]
+
+
+def test_a_failure_of_the_shared_reports_keeps_the_runs_own_check_run_in_the_record(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
+) -> None:
+    """The run's own check run is edited first; when its rollup then fails, the record still names
+    the own check run, and the redelivery finishes both without a second."""
+    running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
+    for event in (running, successful):
+        event["data"]["pipelineRun"]["metadata"]["annotations"]["github.integrations.tekton.dev/rollup"] = (
+            "all"
+        )
+    ref = add_run(kube, running)
+    client = function_client("github")
+    assert deliver(client, running).status_code == 200
+    ids = {check["name"]: check_id for check_id, check in github.check_runs.items()}
+    own_id, rollup_id = ids["tekton/build-and-test"], ids["all"]
+
+    advance(kube, ref, successful)
+    github.fail_next(503, method="PATCH", path=f"/repos/*/check-runs/{rollup_id}")
+    assert deliver(client, successful).status_code == 503
+    assert github.check_runs[own_id]["conclusion"] == "success"
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("Unknown", "GitHubUnavailable")
+    assert record(kube, ref)["annotations"]["check-run-id"] == str(own_id)
+
+    assert deliver(client, successful).status_code == 200
+    assert {check["name"]: check["conclusion"] for check in github.check_runs.values()} == {
+        "tekton/build-and-test": "success",
+        "all": "success",
+    }

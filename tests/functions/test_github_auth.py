@@ -63,6 +63,10 @@ def test_app_installation_is_looked_up_once_per_repo_and_its_token_reused_until_
         "/repos/acme/gadget/installation",
     ]
     assert all(c.credential == "jwt" and c.enterprise_prefix for c in lookups + tokens)
+    for call in lookups + tokens:  # the App JWT: the App's id, valid at most GitHub's ten minutes
+        claims = call.jwt_claims or {}
+        assert claims["iss"] == "1"
+        assert 0 < claims["exp"] - claims["iat"] <= 600
     assert len(tokens) == (1 if lifetime > timedelta(minutes=5) else 3)
     assert len(creates) == 3
     assert all(c.credential == "installation-token" for c in creates)

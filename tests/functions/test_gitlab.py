@@ -461,3 +461,23 @@ def test_the_namespace_policy_decides_which_projects_a_run_may_report_to(
         assert (cond["status"], cond["reason"]) == ("False", "TargetNotAllowed")
         assert project in cond["message"]
         assert not gitlab.calls
+
+
+@pytest.mark.parametrize("log_lines", ["5", None])
+def test_a_failed_run_asking_for_logs_links_its_failed_task_run_where_the_dashboard_shows_them(
+    kube: MemoryRunClient, gitlab: GitLabStandIn, deliver: Deliver, log_lines: str | None
+) -> None:
+    """GitLab's description is too small for a log: the status links to the failed TaskRun."""
+    failed = event("pipelinerun-failed", **({"log-lines": log_lines} if log_lines else {}))
+    add_run(kube, failed)
+    _, child = samples.run_object(samples.load("taskrun-failed"))  # the run's failed unit-tests task
+    kube.add("TaskRun", child)
+    assert deliver(function_client("gitlab"), failed).status_code == 200
+    (status,) = gitlab.statuses
+    dashboard = "https://dashboard.example.org/#/namespaces/ci"
+    assert status["target_url"] == (
+        f"{dashboard}/taskruns/build-and-test-run-q4m9z-unit-tests"
+        if log_lines
+        else f"{dashboard}/pipelineruns/build-and-test-run-q4m9z"
+    )
+    assert "pod_log" not in [verb for verb, _ in kube.calls], "GitLab shows no log: none is read"

@@ -625,3 +625,137 @@ def test_the_webhook_url_is_in_no_text_even_when_google_chat_echoes_it(  # noqa:
     for where, text in written_texts(answer, kube, capsys, caplog).items():
         for secret in chat.secrets():
             assert secret not in text, f"a webhook credential is in the {where}"
+
+
+# -- templates and the failed steps' logs --------------------------------------------------------------
+
+POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
+LOG_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
+LOG = [
+    "=== RUN TestWidget",
+    f"    widget_test.go:42: <pushing> with {LOG_TOKEN}",
+    "--- FAIL: TestWidget (0.01s)",
+]
+
+
+@pytest.fixture
+def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
+    mount = tmp_path / "templates"
+    mount.mkdir()
+    (mount / "short.googlechat.j2").write_text(
+        "<b>{{ run.definition }}</b> {{ run.headline }}, owner {{ run.annotations.owner }}", encoding="utf-8"
+    )
+    (mount / "evil.j2").write_text("{{ run.__class__ }}", encoding="utf-8")
+    monkeypatch.setenv("TI_TEMPLATES_DIR", str(mount))
+    return mount
+
+
+def failed_with(kube: MemoryRunClient, **settings: str) -> tuple[dict[str, Any], RunRef]:
+    """The failed run, finished in the store, with the given settings and an owner to show."""
+    _, failed, ref = failing_run(kube)
+    for held in (
+        samples.run_object(failed)[1]["metadata"]["annotations"],
+        kube.runs[ref]["metadata"]["annotations"],
+    ):
+        held["owner"] = "<users/all> & co"
+        held.update({f"googlechat.integrations.tekton.dev/{k}": v for k, v in settings.items()})
+    advance(kube, ref, failed)
+    return failed, ref
+
+
+def test_a_template_writes_the_cards_text(
+    kube: MemoryRunClient, chat: Chat, templates: Path, deliver: Deliver
+) -> None:
+    failed, ref = failed_with(kube, template="short")
+
+    assert deliver(function_client("googlechat"), failed).status_code == 200
+
+    (message,) = chat.standin.posted(SPACE_ID)
+    card = message["cardsV2"][0]["card"]
+    assert card["header"]["title"] == "❌ build-and-test failed"
+    assert card["sections"][0]["widgets"] == [
+        {"textParagraph": {"text": "<b>build-and-test</b> Failed, owner &lt;users/all&gt; &amp; co"}}
+    ]
+    assert "Did not succeed" not in card_text(message), "the template replaces the facts and tasks"
+    assert message["text"].startswith("❌ PipelineRun ci/build-and-test-run-q4m9z (build-and-test): Failed")
+    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == ("True", "Reported")
+
+
+def test_a_template_reaching_for_python_internals_falls_back_and_says_so(
+    kube: MemoryRunClient, chat: Chat, templates: Path, deliver: Deliver
+) -> None:
+    failed, ref = failed_with(kube, template="evil")
+
+    assert deliver(function_client("googlechat"), failed).status_code == 200
+
+    (message,) = chat.standin.posted(SPACE_ID)
+    assert "Did not succeed (2)" in card_text(message)
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("True", "TemplateFailed")
+    assert "template 'evil' failed (SecurityError: access to attribute '__class__'" in cond["message"]
+
+
+def test_the_failed_steps_last_lines_are_a_section_of_the_card(
+    kube: MemoryRunClient, chat: Chat, deliver: Deliver
+) -> None:
+    failed, _ = failed_with(kube, **{"log-lines": "2"})
+    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+
+    assert deliver(function_client("googlechat"), failed).status_code == 200
+
+    (message,) = chat.standin.posted(SPACE_ID)
+    (section,) = [
+        section
+        for section in message["cardsV2"][0]["card"]["sections"]
+        if section.get("header") == "The failed steps' last lines"
+    ]
+    assert section["widgets"] == [
+        {
+            "textParagraph": {
+                "text": "Task unit-tests, step run-tests (TaskRun build-and-test-run-q4m9z-unit-tests), "
+                "last 2 lines:<br>        widget_test.go:42: &lt;pushing&gt; with [REDACTED]<br>"
+                "    --- FAIL: TestWidget (0.01s)"
+            }
+        }
+    ]
+    assert LOG_TOKEN not in json.dumps(message)
+
+
+def test_without_log_lines_no_log_is_read(kube: MemoryRunClient, chat: Chat, deliver: Deliver) -> None:
+    failed, _ = failed_with(kube)
+    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+
+    assert deliver(function_client("googlechat"), failed).status_code == 200
+
+    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert "last lines" not in card_text(chat.standin.posted(SPACE_ID)[0])
+
+
+def test_huge_logs_keep_the_message_within_chats_limit_and_their_newest_lines(
+    kube: MemoryRunClient, chat: Chat, templates: Path, deliver: Deliver
+) -> None:
+    failed, _ = failed_with(kube, template="short", **{"log-lines": "200"})
+    kube.pod_logs[POD] = "".join(f"line {i}: " + "<&>\x02ü" * 120 + "\n" for i in range(300))
+
+    assert deliver(function_client("googlechat"), failed).status_code == 200
+
+    (message,) = chat.standin.posted(SPACE_ID)
+    assert len(json.dumps(message).encode()) <= 32_000
+    text = card_text(message)
+    assert "line 299" in text, "the newest lines are kept"
+    assert "line 100:" not in text
+    assert "<b>build-and-test</b> Failed" in text
+
+
+def test_a_huge_template_is_cut_to_chats_limit(
+    kube: MemoryRunClient, chat: Chat, templates: Path, deliver: Deliver
+) -> None:
+    (templates / "huge.j2").write_text("{% for i in range(2500) %}<&>\x02ü {% endfor %}", encoding="utf-8")
+    failed, _ = failed_with(kube, template="huge")
+
+    assert deliver(function_client("googlechat"), failed).status_code == 200
+
+    (message,) = chat.standin.posted(SPACE_ID)
+    assert len(json.dumps(message).encode()) <= 32_000
+    assert message["cardsV2"][0]["card"]["sections"][0]["widgets"][0]["textParagraph"]["text"].endswith("…")

@@ -12,8 +12,18 @@ from hypothesis import strategies as st
 
 from common import Run, RunPhase, samples
 from common.events import parse_run
+from common.steplogs import StepLog
 from common.summary import TaskOutcome
-from functions.slack.message import LOOKS, MAX_BLOCKS, TEXT_LIMIT, details_message, escape, run_message
+from functions.slack.message import (
+    LOOKS,
+    MAX_BLOCKS,
+    TEXT_LIMIT,
+    details_message,
+    escape,
+    log_sections,
+    run_message,
+    templated_message,
+)
 
 HOSTILE = "<!channel> <https://evil.example|click> & ``` " * 200
 
@@ -90,3 +100,26 @@ def test_escaped_text_never_exceeds_its_limit_or_leaves_markup(text: str, limit:
     assert ">" not in escaped
     if len(escape(text)) <= limit:
         assert escaped == escape(text)
+
+
+def test_a_long_template_text_is_split_into_sections_within_slacks_limit_never_inside_an_entity() -> None:
+    line = "x" * (TEXT_LIMIT - 2) + "&amp;&lt;"  # an entity right at the limit
+    text = "\n".join([line, "short line", "y" * 2500, "z" * 7000])
+    message = templated_message(run_of("pipelinerun-failed"), text, None)
+
+    sections = [block["text"]["text"] for block in message.body]
+    assert all(0 < len(section) <= TEXT_LIMIT for section in sections)
+    assert sections[0] == "x" * (TEXT_LIMIT - 2)
+    assert sections[1].startswith("&amp;&lt;\nshort line")
+    assert "".join(sections).replace("\n", "") == text.replace("\n", "")
+    assert message.as_kwargs()["blocks"] == message.body
+
+
+@given(st.lists(st.text(min_size=0, max_size=400), min_size=1, max_size=40))
+def test_failed_steps_logs_are_escaped_and_each_step_fits_one_section(lines: list[str]) -> None:
+    logs = [StepLog("unit-tests", "run-1", "run-tests", tuple(line + HOSTILE[:200] for line in lines), False)]
+    for section in log_sections(logs):
+        text = section["text"]["text"]
+        assert len(text) <= TEXT_LIMIT
+        assert "<!channel>" not in text
+        assert text.count("```") == 2, "one code block; a fence in a line cannot end it"

@@ -747,3 +747,131 @@ def test_a_forged_record_can_only_hold_its_own_runs_card_back(
 
     assert outcome(deliver(function_client("teams"), failed)) == "ignored"
     assert not teams.calls
+
+
+# -- templates and the failed steps' logs --------------------------------------------------------------
+
+POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
+LOG_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
+LOG = [
+    "=== RUN TestWidget",
+    f"    widget_test.go:42: pushing with {LOG_TOKEN}",
+    "--- FAIL: TestWidget (0.01s)",
+]
+
+
+@pytest.fixture
+def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
+    mount = tmp_path / "templates"
+    mount.mkdir()
+    (mount / "short.teams.j2").write_text(
+        "**{{ run.definition }}** {{ run.headline }}, owner {{ run.annotations.owner }}\n"
+        "{% for t in failed_tasks %}- {{ t.name }}: {{ t.reason }}\n{% endfor %}",
+        encoding="utf-8",
+    )
+    (mount / "broken.j2").write_text("{{ run.no_such_fact }}", encoding="utf-8")
+    monkeypatch.setenv("TI_TEMPLATES_DIR", str(mount))
+    return mount
+
+
+def failed_with(kube: MemoryRunClient, **values: str) -> tuple[dict[str, Any], RunRef]:
+    """The failed run, finished in the store, with the given annotations and an owner to show."""
+    _, failed, ref = failing_run(kube, **values)
+    samples.run_object(failed)[1]["metadata"]["annotations"]["owner"] = "*me* [x](https://evil)"
+    advance(kube, ref, failed)
+    annotate(kube, ref, **values)
+    kube.runs[ref]["metadata"]["annotations"]["owner"] = "*me* [x](https://evil)"
+    return failed, ref
+
+
+def test_a_template_writes_the_cards_text_under_its_title(
+    kube: MemoryRunClient, teams: TeamsStandIn, templates: Path, deliver: Deliver
+) -> None:
+    failed, ref = failed_with(kube, template="short")
+
+    assert outcome(deliver(function_client("teams"), failed)) == "reported"
+
+    (card,) = teams.cards(CHANNEL)
+    assert title(card) == "❌ build-and-test failed"
+    assert card["body"][1] == {
+        "type": "TextBlock",
+        "wrap": True,
+        "text": "**build-and-test** Failed, owner \\*me\\* \\[x\\](https://evil)\n"
+        "- unit-tests: StepFailed\n- build-image: Skipped",
+    }
+    assert list(facts(card)) == ["Notification id"], "the template replaces the facts and the tasks"
+    assert notification_id(card) == record(kube, ref)["annotations"]["notification-id"]
+    assert (condition(kube, ref)["status"], condition(kube, ref)["reason"]) == ("True", "Posted")
+
+
+def test_a_template_that_fails_posts_the_default_card_and_says_so(
+    kube: MemoryRunClient, teams: TeamsStandIn, templates: Path, deliver: Deliver
+) -> None:
+    failed, ref = failed_with(kube, template="broken")
+
+    assert outcome(deliver(function_client("teams"), failed)) == "reported"
+
+    (card,) = teams.cards(CHANNEL)
+    assert facts(card)["Status"] == "Failed"
+    assert "2 tasks did not succeed" in shown(card)
+    cond = condition(kube, ref)
+    assert (cond["status"], cond["reason"]) == ("True", "TemplateFailed")
+    assert (
+        "template 'broken' failed (UndefinedError: 'dict object' has no attribute 'no_such_fact')"
+        in (cond["message"])
+    )
+
+
+def test_the_failed_steps_last_lines_are_a_monospace_block_in_the_card(
+    kube: MemoryRunClient, teams: TeamsStandIn, deliver: Deliver
+) -> None:
+    failed, _ = failed_with(kube, **{"log-lines": "2"})
+    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+
+    assert outcome(deliver(function_client("teams"), failed)) == "reported"
+
+    (card,) = teams.cards(CHANNEL)
+    (block,) = [
+        element
+        for element in elements(card)
+        if element["type"] == "RichTextBlock"
+        and element["inlines"][0].get("fontType") == "Monospace"
+        and "widget_test.go" in element["inlines"][0]["text"]
+    ]
+    assert block["inlines"][0]["text"] == (
+        "Task unit-tests, step run-tests (TaskRun build-and-test-run-q4m9z-unit-tests), last 2 lines:\n"
+        "        widget_test.go:42: pushing with [REDACTED]\n"
+        "    --- FAIL: TestWidget (0.01s)"
+    )
+    assert "The failed steps' last lines" in shown(card)
+    assert LOG_TOKEN not in json.dumps(card)
+
+
+def test_without_log_lines_the_card_reads_no_log(
+    kube: MemoryRunClient, teams: TeamsStandIn, deliver: Deliver
+) -> None:
+    failed, _ = failed_with(kube)
+    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+
+    assert outcome(deliver(function_client("teams"), failed)) == "reported"
+
+    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert "The failed steps' last lines" not in shown(teams.cards(CHANNEL)[0])
+
+
+def test_huge_logs_and_a_huge_template_are_cut_to_fit_teams_message_limit(
+    kube: MemoryRunClient, teams: TeamsStandIn, templates: Path, deliver: Deliver
+) -> None:
+    (templates / "huge.j2").write_text("{% for i in range(1900) %}ünïcødé\x02 {% endfor %}", encoding="utf-8")
+    failed, ref = failed_with(kube, template="huge", **{"log-lines": "200"})
+    kube.pod_logs[POD] = "".join(f"line {i}: " + "\x01ü" * 200 + "\n" for i in range(300))
+
+    assert outcome(deliver(function_client("teams"), failed)) == "reported"
+
+    (call,) = teams.calls_to(CHANNEL)
+    assert call.size <= BODY_LIMIT
+    assert teams.runs[-1].status == "Succeeded", teams.runs[-1].error
+    (card,) = teams.cards(CHANNEL)
+    assert card["body"][1]["text"].endswith("…")
+    assert notification_id(card) == record(kube, ref)["annotations"]["notification-id"]

@@ -1,6 +1,7 @@
 """A loopback stand-in for the slice of GitLab's REST API v4 that the gitlab function uses.
 
-Owns: a stdlib HTTP server on 127.0.0.1 that keeps projects and commit statuses in memory,
+Owns: a stdlib HTTP server on 127.0.0.1 that keeps projects, commit statuses and merge requests'
+notes in memory,
 records every request (never the token itself) and answers scripted faults.
 
 Follows GitLab's documented commit-status API and its server behaviour:
@@ -14,7 +15,14 @@ Follows GitLab's documented commit-status API and its server behaviour:
   ``CommitStatus`` state machine; an impossible move (posting ``running`` twice, ``pending``
   after ``running``) is answered 400 ``Cannot transition status via :run from :running``.
 - ``target_url``, ``description`` and ``name`` longer than 255 characters are refused with 400.
-- ``GET /api/v4/projects/:id`` and ``GET /api/v4/projects/:id/repository/commits/:sha/statuses``.
+- ``GET /api/v4/projects/:id`` and ``GET /api/v4/projects/:id/repository/commits/:sha/statuses``
+  (``name``, ``ref`` and ``all`` filter it; without ``all`` only the newest of each name).
+- ``GET /api/v4/user``: the token's user, :attr:`GitLabStandIn.user`.
+- Merge requests added with :meth:`GitLabStandIn.add_merge_request`: ``GET
+  /api/v4/projects/:id/merge_requests/:iid`` (its head ``sha``), and its notes: ``GET .../notes``
+  (``sort`` asc or desc by creation, ``per_page`` and ``page`` with a ``Link`` header), ``POST
+  .../notes`` and ``PUT .../notes/:note_id`` (``body`` required, at most 1,000,000 characters). A
+  note is written by the token's user; only its author may edit it (403 otherwise, as in GitLab).
 - A missing ``PRIVATE-TOKEN`` (or ``Authorization: Bearer``) gets 401, a wrong one too when the
   stand-in was given a token; an unknown project gets 404 ``404 Project Not Found``.
 
@@ -36,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
 
@@ -47,6 +55,7 @@ Credential = Literal["valid", "invalid"] | None
 
 STATES: Final = ("pending", "running", "success", "failed", "canceled")
 MAX_FIELD: Final = 255
+MAX_NOTE: Final = 1_000_000
 _SHA: Final = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # event -> (states it may leave, state it enters), after GitLab's CommitStatus state machine
 _EVENTS: Final[dict[str, tuple[frozenset[str], str]]] = {
@@ -113,6 +122,10 @@ class GitLabStandIn(LoopbackStandIn):
         self.calls: list[RecordedCall] = []
         self.statuses: list[JsonObject] = []
         """Every commit status in creation order, as the API presents it, plus ``project_id``."""
+        self.user: JsonObject = {"id": 1, "username": "tekton-bot", "name": "Tekton", "state": "active"}
+        """The token's user: the author of its statuses and notes."""
+        self.merge_requests: dict[tuple[int, int], JsonObject] = {}
+        """(project id, iid) -> the merge request, with its ``notes`` (oldest first)."""
         self._faults: list[_Fault] = []
         self._ids = itertools.count(1001)
 
@@ -162,6 +175,34 @@ class GitLabStandIn(LoopbackStandIn):
                 and (path is None or fnmatch.fnmatchcase(call.path, path))
             ]
 
+    def add_merge_request(self, project: str, iid: int, sha: str) -> None:
+        """A merge request whose head is ``sha`` (call again to move its head, as a push does)."""
+        with self.lock:
+            found = self._project(project)
+            assert found is not None, f"unknown project {project}"
+            kept = self.merge_requests.get((found[0], iid), {}).get("notes", [])
+            self.merge_requests[(found[0], iid)] = {
+                "iid": iid,
+                "project_id": found[0],
+                "sha": sha,
+                "notes": kept,
+            }
+
+    def add_note(self, project: str, iid: int, body: str, *, username: str = "someone") -> int:
+        """A note written on a merge request by another user; its id."""
+        with self.lock:
+            found = self._project(project)
+            assert found is not None, f"unknown project {project}"
+            author = {"id": 2 + len(username), "username": username, "name": username, "state": "active"}
+            return int(self._new_note(self.merge_requests[(found[0], iid)], body, author)["id"])
+
+    def notes(self, project: str, iid: int) -> list[JsonObject]:
+        """Copies of a merge request's notes, oldest first."""
+        with self.lock:
+            found = self._project(project)
+            assert found is not None, f"unknown project {project}"
+            return [dict(note) for note in self.merge_requests[(found[0], iid)]["notes"]]
+
     def states(self, name: str | None = None) -> list[str]:
         """The state each post left its status in, in order (one entry per accepted post)."""
         with self.lock:
@@ -188,13 +229,78 @@ class GitLabStandIn(LoopbackStandIn):
             return _Answer(401, {"message": "401 Unauthorized"})
         parts = [unquote(part) for part in path.split("/")]
         match parts:
+            case ["", "api", "v4", "user"] if method == "GET":
+                return _Answer(200, dict(self.user))
             case ["", "api", "v4", "projects", project]:
                 return self._project_answer(method, project)
             case ["", "api", "v4", "projects", project, "statuses", sha] if method == "POST":
                 return self._post_status(project, sha, params)
             case ["", "api", "v4", "projects", project, "repository", "commits", sha, "statuses"]:
                 return self._list_statuses(method, project, sha, params)
+            case ["", "api", "v4", "projects", project, "merge_requests", iid, *rest]:
+                return self._merge_request_answer(method, project, iid, rest, params, path)
         return _Answer(404, {"error": "404 Not Found"})
+
+    def _merge_request_answer(  # noqa: PLR0917 -- private; the route's parts
+        self, method: str, key: str, iid: str, rest: list[str], params: dict[str, Any], path: str
+    ) -> _Answer:
+        project = self._project(key)
+        merge_request = self.merge_requests.get((project[0], int(iid))) if project and iid.isdigit() else None
+        if merge_request is None:
+            return _Answer(404, {"message": "404 Not found"})
+        match rest, method:
+            case [], "GET":
+                public = {k: v for k, v in merge_request.items() if k != "notes"}
+                return _Answer(200, {**public, "id": 9000 + int(iid), "state": "opened"})
+            case ["notes"], "GET":
+                return self._page(merge_request["notes"], params, path)
+            case ["notes"], "POST":
+                text = params.get("body")
+                if not isinstance(text, str) or not text or len(text) > MAX_NOTE:
+                    return _Answer(400, {"message": {"note": ["is too long or missing"]}})
+                return _Answer(201, self._new_note(merge_request, text, dict(self.user)))
+            case ["notes", note_id], "PUT":
+                note = next((n for n in merge_request["notes"] if str(n["id"]) == note_id), None)
+                if note is None:
+                    return _Answer(404, {"message": "404 Note Not Found"})
+                if note["author"]["id"] != self.user["id"]:
+                    return _Answer(403, {"message": "403 Forbidden"})
+                text = params.get("body")
+                if not isinstance(text, str) or not text or len(text) > MAX_NOTE:
+                    return _Answer(400, {"message": {"note": ["is too long or missing"]}})
+                note.update(body=text, updated_at=_now())
+                return _Answer(200, dict(note))
+        return _Answer(404, {"error": "404 Not Found"})
+
+    def _new_note(self, merge_request: JsonObject, body: str, author: JsonObject) -> JsonObject:
+        now = _now()
+        note: JsonObject = {
+            "id": next(self._ids),
+            "type": None,
+            "body": body,
+            "author": author,
+            "created_at": now,
+            "updated_at": now,
+            "system": False,
+            "noteable_id": 9000 + merge_request["iid"],
+            "noteable_type": "MergeRequest",
+            "noteable_iid": merge_request["iid"],
+            "project_id": merge_request["project_id"],
+        }
+        merge_request["notes"].append(note)
+        return note
+
+    def _page(self, items: list[JsonObject], params: dict[str, Any], path: str) -> _Answer:
+        ordered = list(reversed(items)) if params.get("sort", "desc") == "desc" else list(items)
+        per_page = min(max(int(params.get("per_page") or 20), 1), 100)
+        page = max(int(params.get("page") or 1), 1)
+        chosen = [dict(item) for item in ordered[(page - 1) * per_page : page * per_page]]
+        headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Total": str(len(items))}
+        if page * per_page < len(items):
+            query = urlencode({**params, "page": page + 1})
+            headers["Link"] = f'<{self.url}{path}?{query}>; rel="next"'
+            headers["X-Next-Page"] = str(page + 1)
+        return _Answer(200, chosen, headers)
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
@@ -259,7 +365,7 @@ class GitLabStandIn(LoopbackStandIn):
                     f'(Reason(s): Status cannot transition via "{event}")'
                 )
                 return _Answer(400, {"message": message})
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = _now()
         if status is None:
             status = {
                 "id": next(self._ids),
@@ -292,11 +398,21 @@ class GitLabStandIn(LoopbackStandIn):
         project = self._project(key)
         if method != "GET" or project is None:
             return _Answer(404, {"message": "404 Project Not Found"})
-        chosen = [s for s in self.statuses if (s["project_id"], s["sha"]) == (project[0], sha)]
+        chosen = [
+            s
+            for s in self.statuses
+            if (s["project_id"], s["sha"]) == (project[0], sha)
+            and params.get("name") in (None, s["name"])
+            and params.get("ref") in (None, s["ref"])
+        ]
         if str(params.get("all", "")).lower() not in ("true", "1"):
             latest = {s["name"]: s for s in chosen}
             chosen = list(latest.values())
         return _Answer(200, [_public(s) for s in chosen])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _public(status: JsonObject) -> JsonObject:
@@ -316,6 +432,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
         self._handle()
 
     def log_message(self, format: str, *args: Any) -> None:
