@@ -28,7 +28,7 @@ class Case:
     expected: str
     """The answer's ``outcome`` (or body, for the hello-world) that counts as handled."""
     target: float | None = None
-    """Process start to first answer, at most this many times the hello-world's (default: 1.5)."""
+    """Process start to first answer, at most this many times the hello-world's (``None``: no target)."""
     rss_target: float | None = None
     """The worker's RSS after its first answer, at most this many times the hello-world's."""
     summarised: bool = False

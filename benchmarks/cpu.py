@@ -44,8 +44,9 @@ from benchmarks.realkube import Cluster
 from benchmarks.workload import Request
 from common import samples
 from common.errors import ConflictError
+from common.events import RunKind
 from common.http import use_run_client
-from common.runclient import MemoryRunClient, RunClient, RunRef
+from common.runclient import ClusterAccess, MemoryRunClient, RunClient, RunRef
 from common.standins.github import GitHubStandIn
 
 FIRST = "first event of a run (creates the check run)"
@@ -92,6 +93,56 @@ class MeteredClient:
 
     def record_event(self, ref: RunRef, uid: str, reason: str, message: str) -> None:
         self._metered("record_event", lambda: self.inner.record_event(ref, uid, reason, message))
+
+    def list_runs(
+        self, kind: RunKind, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        cluster = self._cluster()
+        listed: list[dict[str, Any]] = self._metered(
+            f"list {kind.lower()}s", lambda: cluster.list_runs(kind, namespace, label_selector)
+        )
+        return listed
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, tail_lines: int, limit_bytes: int) -> str:
+        cluster = self._cluster()
+        text: str = self._metered(
+            "pod_log",
+            lambda: cluster.pod_log(
+                namespace, pod, container, tail_lines=tail_lines, limit_bytes=limit_bytes
+            ),
+        )
+        return text
+
+    def get_object(
+        self, api_version: str, resource: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        cluster = self._cluster()
+        found: dict[str, Any] | None = self._metered(
+            f"get {resource}", lambda: cluster.get_object(api_version, resource, namespace, name)
+        )
+        return found
+
+    def create_object(
+        self, api_version: str, resource: str, namespace: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        cluster = self._cluster()
+        created: dict[str, Any] = self._metered(
+            f"create {resource}", lambda: cluster.create_object(api_version, resource, namespace, body)
+        )
+        return created
+
+    def patch_object(
+        self, api_version: str, resource: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        cluster = self._cluster()
+        patched: dict[str, Any] = self._metered(
+            f"patch {resource}", lambda: cluster.patch_object(api_version, resource, namespace, name, patch)
+        )
+        return patched
+
+    def _cluster(self) -> ClusterAccess:
+        assert isinstance(self.inner, ClusterAccess), "the metered client offers what the inner one does"
+        return self.inner
 
 
 class ReportMeter:
@@ -157,7 +208,7 @@ class MemoryBackend:
 
 
 class RealkubeBackend:
-    name = "realkube (kubernetes client)"
+    name = "realkube"
     counts_client_cpu = True
 
     def __init__(self, cluster: Cluster, namespace: str) -> None:
@@ -205,7 +256,8 @@ class CpuResult:
     backend: str
     kinds: dict[str, KindResult]
     first_in_process: tuple[str, ...]
-    """Kubernetes calls of the process's very first reported event (it probes ``status.integrations``)."""
+    """Kubernetes calls of the process's very first reported event (no probe of ``status.integrations``
+    any more: ``TI_STATUS_INTEGRATIONS=auto``)."""
 
 
 def hello_cpu(count: int) -> list[float]:

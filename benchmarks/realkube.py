@@ -115,6 +115,8 @@ def _request_name(labels: Mapping[str, str]) -> str:
     name = verb + (f" {labels['subresource']}" if labels.get("subresource") else "")
     if labels["resource"] == "events":
         name += " event"
+    elif labels["resource"] == "taskruns":
+        name += " taskruns"  # a PipelineRun's tasks, read for what the report shows (the task table)
     return name if labels["code"].startswith("2") else f"{name} {labels['code']}"
 
 

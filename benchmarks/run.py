@@ -212,7 +212,6 @@ def cold_start(
                 {"KUBECONFIG": str(dummy), **github_env},
                 lambda _: ignored,
                 "ignored",
-                target=IGNORED_TARGET,
                 summarised=True,
             )
         )
@@ -224,8 +223,6 @@ def cold_start(
                     {"KUBECONFIG": str(cluster.kubeconfig), **github_env},
                     _fresh_run(cluster, namespace, only="github"),
                     "reported",
-                    target=FIRST_EVENT_TARGET,
-                    rss_target=FIRST_EVENT_RSS_TARGET,
                     summarised=True,
                 )
             )

@@ -20,10 +20,11 @@ from typing import Any
 
 from common import deadline
 from common.config import settings_from_annotations
-from common.errors import MalformedEventError, clip
+from common.errors import MalformedEventError, PermanentError, clip
 from common.events import PARENT_PIPELINERUN_LABEL, Run, RunKind, RunPhase, parse_run
+from common.integration import Context
 from common.runclient import ClusterAccess
-from common.summary import child_references, format_duration, headline
+from common.summary import SYMBOLS, child_references, format_duration, headline
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,8 @@ SKIPPED_KEY = "rollup-skipped"
 rollup when it was skipped (``was_skipped``)."""
 MAX_ROWS = 100
 """Runs listed in a table at most; the rest are counted in a last line."""
-_SYMBOL = {
-    RunPhase.QUEUED: "🕒",
-    RunPhase.RUNNING: "⏳",
-    RunPhase.SUCCEEDED: "✅",
-    RunPhase.FAILED: "❌",
-    RunPhase.CANCELLED: "⛔",
-    RunPhase.TIMED_OUT: "⌛",
-}
+TRUE_WORDS = frozenset({"true", "1", "yes", "on", "t", "y"})
+"""What pydantic reads as true in an annotation: the same words decide whether a peer opted in."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOTHING = "\N{EN DASH}"
 """What an empty cell shows."""
@@ -67,6 +62,11 @@ class Peer:
         return RunPhase.FAILED if self.run.phase is RunPhase.TIMED_OUT else self.run.phase
 
 
+def is_true(value: str | None) -> bool:
+    """Whether a peer's annotation (an untrusted string) says true, as its own configuration reads it."""
+    return (value or "").strip().lower() in TRUE_WORDS
+
+
 def was_skipped(run: Run) -> bool:
     """Whether nothing of the run was carried out, though it finished: it was cancelled before any
     of its tasks started (a PipelineRun with no child TaskRun, a TaskRun without a pod), or it is a
@@ -78,6 +78,17 @@ def was_skipped(run: Run) -> bool:
     if run.phase is RunPhase.CANCELLED:
         return not started
     return run.kind == "PipelineRun" and not started and bool(status.get("skippedTasks"))
+
+
+def cluster_for(ctx: Context[Any, Any], what: str) -> ClusterAccess:
+    """The access to the namespace's runs that ``what`` (``a rollup or pull-request comment``)
+    needs: a ``PermanentError`` (``SharedReportUnavailable``) where the function has none."""
+    if ctx.cluster is None:
+        raise PermanentError(
+            "SharedReportUnavailable",
+            f"{what} needs the other runs on the commit, which this function cannot list here",
+        )
+    return ctx.cluster
 
 
 def list_peers(
@@ -186,8 +197,8 @@ def status_label(peer: Peer) -> str:
     run = peer.run
     if peer.skipped:
         counts = " (counts as success)" if peer.counted_as is RunPhase.SUCCEEDED else ""
-        return f"{_SYMBOL[peer.counted_as]} Skipped{counts}"
-    return f"{_SYMBOL[run.phase]} {headline(run)}"
+        return f"{SYMBOLS[peer.counted_as]} Skipped{counts}"
+    return f"{SYMBOLS[run.phase]} {headline(run)}"
 
 
 def markdown_table(

@@ -4,7 +4,8 @@ Owns: which TaskRuns failed (a PipelineRun's failed children, the first ``MAX_FA
 TaskRun itself), which step of each failed (the first in ``status.steps[]`` whose container exited
 non-zero: v1 and v1beta1 alike), reading the end of its log through a ``LogSource``, the namespace
 policy's cap, redaction (``common.redaction.redact_lines``), and fitting snippets into a service's
-size limit (``as_markdown``, ``as_plain``). Integrations decide where snippets go.
+size limit (``as_markdown``, ``as_plain``). Integrations decide where snippets go; ``what_failed``
+reads them once with the tasks that did not succeed, for a message's default text and its template.
 
 Off unless a run asks: nothing is read when the configuration has no ``log_lines``
 (``common.config.ShowsStepLogs``) or it is 0, the run did not fail, or the namespace's policy sets
@@ -37,7 +38,7 @@ from common.integration import Context
 from common.policy import load_policy
 from common.runclient import ClusterAccess
 from common.settings import ServiceSettings
-from common.summary import child_references
+from common.summary import TaskOutcome, child_references, unsuccessful_tasks
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,28 @@ def failed_step_logs(ctx: Context[Any, Any], *, source: LogSource | None = None)
     found = [_failed_step(task, run) for task, run in _failed_task_runs(ctx)]
     source = source or default_source(ctx.cluster)
     return [_read(source, step, wanted) if isinstance(step, FailedStep) else step for step in found]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a message shows of what went wrong in the run, read once for its default text and for
+    an operator's template (``common.templates.render``'s ``children`` and ``step_logs``)."""
+
+    children: list[Run] | None
+    """The child TaskRuns, read for a finished run that did not succeed; ``None`` otherwise."""
+    tasks: list[TaskOutcome]
+    """The tasks that did not succeed (``common.summary.unsuccessful_tasks``); empty unless read."""
+    step_logs: list[StepLog]
+    """The failed steps' last lines (``failed_step_logs``)."""
+
+
+def what_failed(ctx: Context[Any, Any]) -> Failure:
+    """The run's child TaskRuns, its tasks that did not succeed and its failed steps' last lines,
+    for a run that finished without succeeding; nothing read for any other."""
+    run = ctx.run
+    children = ctx.child_runs() if run.phase.is_done and run.phase is not RunPhase.SUCCEEDED else None
+    tasks = unsuccessful_tasks(run, children) if children is not None else []
+    return Failure(children, tasks, failed_step_logs(ctx))
 
 
 def lines_wanted(ctx: Context[Any, Any]) -> int:

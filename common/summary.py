@@ -19,6 +19,17 @@ HEADLINES = {
     RunPhase.CANCELLED: "Cancelled",
     RunPhase.TIMED_OUT: "Timed out",
 }
+SYMBOLS = {
+    RunPhase.QUEUED: "⏳",
+    RunPhase.RUNNING: "🔄",
+    RunPhase.SUCCEEDED: "✅",
+    RunPhase.FAILED: "❌",
+    RunPhase.CANCELLED: "🚫",
+    RunPhase.TIMED_OUT: "⏰",
+}
+"""The symbol of each phase wherever runs or tasks are listed (the chat cards use the same)."""
+SKIPPED_SYMBOL = "⏭️"
+"""A task the run skipped (its when expressions, or a failure before it)."""
 _PLAIN_REASONS = frozenset({"Succeeded", "Running", "Started", "Failed", "Cancelled"})
 
 
@@ -29,6 +40,14 @@ def headline(run: Run) -> str:
     if run.phase.is_done and reason and reason not in _PLAIN_REASONS:
         text += f": {reason}"
     return text
+
+
+def one_line(run: Run, symbol: str) -> str:
+    """``❌ PipelineRun ci/build-and-test-run-q4m9z (build-and-test): Failed after 1m 0s``: the run
+    in one line after ``symbol`` (the phase's emoji as the service writes it), unescaped and uncut."""
+    text = f"{symbol} {run.kind} {run.namespace}/{run.name} ({run.definition}): {headline(run)}"
+    duration = format_duration(run.duration_seconds) if run.phase.is_done else None
+    return text + (f" after {duration}" if duration else "")
 
 
 def format_duration(seconds: float | None) -> str | None:

@@ -256,19 +256,26 @@ def _context(
     return values
 
 
-def _run_facts(run: Run) -> dict[str, Any]:
+def _state(run: Run) -> dict[str, str]:
+    """``phase``, ``headline`` and the ``Succeeded`` condition's ``status``, ``reason``, ``message``."""
     condition = run.condition
+    return {
+        "phase": run.phase.value,
+        "headline": headline(run),
+        "status": condition.status if condition else "",
+        "reason": condition.reason if condition else "",
+        "message": condition.message if condition else "",
+    }
+
+
+def _run_facts(run: Run) -> dict[str, Any]:
     return {
         "kind": run.kind,
         "namespace": run.namespace,
         "name": run.name,
         "uid": run.uid,
         "definition": run.definition,
-        "phase": run.phase.value,
-        "headline": headline(run),
-        "status": condition.status if condition else "",
-        "reason": condition.reason if condition else "",
-        "message": condition.message if condition else "",
+        **_state(run),
         "start_time": run.start_time.isoformat() if run.start_time else None,
         "completion_time": run.completion_time.isoformat() if run.completion_time else None,
         "duration": format_duration(run.duration_seconds),
@@ -284,16 +291,11 @@ def _run_facts(run: Run) -> dict[str, Any]:
 
 
 def _task(child: Run, task_of: Mapping[str, str], link: str | None) -> dict[str, Any]:
-    condition = child.condition
     return {
         "name": task_of.get(child.name, child.labels.get("tekton.dev/pipelineTask", child.name)),
         "task_run": child.name,
         "definition": child.definition,
-        "phase": child.phase.value,
-        "headline": headline(child),
-        "status": condition.status if condition else "",
-        "reason": condition.reason if condition else "",
-        "message": condition.message if condition else "",
+        **_state(child),
         "duration": format_duration(child.duration_seconds),
         "link": link,
     }

@@ -22,7 +22,7 @@ from common.cli.diagnose import PolicyCheck, check_policy, check_settings
 from common.cli.options import Takes, add_to
 from common.cli.output import condition_colour, dump, format_age, parse_time
 from common.cli.records import IntegrationView, state_text, views_of, wants
-from common.cli.runs import commits_of, find_run
+from common.cli.runs import RUN_FORMS, commits_of, find_run
 from common.cli.session import Session
 from common.config import DOMAIN
 from common.errors import IntegrationError
@@ -69,7 +69,7 @@ def add_parser(commands: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_name", metavar="RUN", help="NAME, pipelinerun/NAME or taskrun/NAME")
+    parser.add_argument("run_name", metavar="RUN", help=RUN_FORMS)
     add_to(parser, TAKES)
     parser.add_argument("--policy", metavar="FILE", help="the tenancy policy file to check against")
     parser.add_argument(

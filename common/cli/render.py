@@ -25,7 +25,7 @@ from common.cli.errors import CliError, ExitCode
 from common.cli.options import Takes, add_to
 from common.cli.output import dump
 from common.cli.records import views_of
-from common.cli.runs import find_run
+from common.cli.runs import RUN_FORMS, find_run
 from common.cli.session import Session
 from common.config import Templated, annotation_key, load_config, opted_in
 from common.errors import InvalidConfigurationError, MalformedEventError, RunNotFoundError
@@ -70,7 +70,7 @@ def add_parser(commands: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_name", metavar="RUN", help="NAME, pipelinerun/NAME or taskrun/NAME")
+    parser.add_argument("run_name", metavar="RUN", help=RUN_FORMS)
     parser.add_argument("--template", metavar="NAME", help="the template to use (default: the run's own)")
     parser.add_argument("--integration", metavar="NAME", help="only this integration (default: each one)")
     parser.add_argument(

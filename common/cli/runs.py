@@ -31,6 +31,8 @@ KINDS: Mapping[str, RunKind] = {
     "tr": "TaskRun",
 }
 LISTED_KINDS: tuple[RunKind, ...] = ("PipelineRun", "TaskRun")
+RUN_FORMS = "NAME, pipelinerun/NAME or taskrun/NAME"
+"""What ``RUN`` may be, as the commands' help and errors say it."""
 _SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
 _REPO = re.compile(r"^[^/\s]+(/[^/\s]+)+$")
 
@@ -69,7 +71,7 @@ def split_run_argument(text: str) -> tuple[RunKind | None, str]:
         return None, text
     prefix = prefix.lower().removesuffix(".tekton.dev")
     if prefix not in KINDS or not name:
-        raise CliError(f"{text!r} is not a run: use NAME, pipelinerun/NAME or taskrun/NAME", ExitCode.USAGE)
+        raise CliError(f"{text!r} is not a run: use {RUN_FORMS}", ExitCode.USAGE)
     return KINDS[prefix], name
 
 

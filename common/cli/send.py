@@ -24,7 +24,7 @@ from common.cli.delivery import post, url_argument
 from common.cli.errors import CliError, ExitCode
 from common.cli.options import Takes, add_to
 from common.cli.output import dump
-from common.cli.runs import find_run
+from common.cli.runs import RUN_FORMS, find_run
 from common.cli.session import Session
 from common.cli.tekton_events import TektonEvent, event_for_run, event_from_document
 
@@ -55,7 +55,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_argument_group("the run (exactly one)")
-    source.add_argument("run_name", nargs="?", metavar="RUN", help="NAME, pipelinerun/NAME or taskrun/NAME")
+    source.add_argument("run_name", nargs="?", metavar="RUN", help=RUN_FORMS)
     source.add_argument("-f", "--file", metavar="PATH", help="a YAML/JSON event or run object ('-': stdin)")
     source.add_argument(
         "--sample",

@@ -26,13 +26,11 @@ from common import (
     Idempotency,
     Integration,
     Report,
-    RunPhase,
     always,
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
-from common.steplogs import failed_step_logs
-from common.summary import unsuccessful_tasks
+from common.steplogs import what_failed
 from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.email.addresses import domain, recipients
 from functions.email.compose import Body, body, compose, subject
@@ -80,18 +78,14 @@ def _message_id(ctx: Ctx, sender: str) -> str:
 
 def _outgoing(ctx: Ctx) -> tuple[Rendered, Body]:
     """The body for the run's current state, and the template's text or the default one."""
-    run = ctx.run
-    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
-    children = ctx.child_runs() if failed else None
-    tasks = unsuccessful_tasks(run, children) if children is not None else []
-    logs = failed_step_logs(ctx)
+    run, failed = ctx.run, what_failed(ctx)
 
     def default() -> str:
-        return body(run, link=ctx.run_url, tasks=tasks).text.rstrip("\n")
+        return body(run, link=ctx.run_url, tasks=failed.tasks).text.rstrip("\n")
 
-    rendered = render(ctx, "email", default, children=children, step_logs=logs)
+    rendered = render(ctx, "email", default, children=failed.children, step_logs=failed.step_logs)
     text = template_text(ctx, rendered)
-    return rendered, body(run, link=ctx.run_url, tasks=tasks, text=text, logs=logs)
+    return rendered, body(run, link=ctx.run_url, tasks=failed.tasks, text=text, logs=failed.step_logs)
 
 
 def message(ctx: Ctx) -> Message:

@@ -16,7 +16,7 @@ from typing import Any
 
 from common import Run, RunPhase
 from common.errors import clip
-from common.summary import HEADLINES, child_references, format_duration, headline
+from common.summary import HEADLINES, SKIPPED_SYMBOL, SYMBOLS, child_references, format_duration, headline
 
 DESCRIPTION_LIMIT = 140
 TITLE_LIMIT = 255
@@ -27,13 +27,14 @@ MAX_TASKS = 300
 """Rows in the task table; more are counted, not listed."""
 MAX_CELL = 200
 
-_CONCLUSION = {
+CONCLUSION = {
     RunPhase.SUCCEEDED: "success",
     RunPhase.FAILED: "failure",
     RunPhase.CANCELLED: "cancelled",
     RunPhase.TIMED_OUT: "timed_out",
 }
-_COMMIT_STATE = {
+"""A finished check run's conclusion: a run's, and a rollup's (``functions.github.rollup``)."""
+COMMIT_STATE = {
     RunPhase.QUEUED: "pending",
     RunPhase.RUNNING: "pending",
     RunPhase.SUCCEEDED: "success",
@@ -41,6 +42,7 @@ _COMMIT_STATE = {
     RunPhase.CANCELLED: "error",
     RunPhase.TIMED_OUT: "error",
 }
+"""A commit status's state: a run's, and a rollup's in ``mode: status``."""
 
 
 def default_context(run: Run) -> str:
@@ -65,10 +67,10 @@ class CheckRunFields:
             "output": {"title": self.title, "summary": self.summary, "text": self.text},
         }
         if self.started_at:
-            fields["started_at"] = _timestamp(self.started_at)
+            fields["started_at"] = timestamp(self.started_at)
         if self.conclusion:
             fields["conclusion"] = self.conclusion
-            fields["completed_at"] = _timestamp(self.completed_at)
+            fields["completed_at"] = timestamp(self.completed_at)
         return fields
 
 
@@ -90,15 +92,7 @@ class TaskRow:
 
 
 SKIPPED = "Skipped"
-_ICONS = {
-    HEADLINES[RunPhase.QUEUED]: "⏳",
-    HEADLINES[RunPhase.RUNNING]: "🔄",
-    HEADLINES[RunPhase.SUCCEEDED]: "✅",
-    HEADLINES[RunPhase.FAILED]: "❌",
-    HEADLINES[RunPhase.CANCELLED]: "🚫",
-    HEADLINES[RunPhase.TIMED_OUT]: "⏱️",
-    SKIPPED: "⏭️",
-}
+_ICONS = {HEADLINES[phase]: symbol for phase, symbol in SYMBOLS.items()} | {SKIPPED: SKIPPED_SYMBOL}
 
 
 def task_rows(run: Run, children: Iterable[Run], link: Callable[[Run], str | None]) -> list[TaskRow]:
@@ -181,7 +175,7 @@ def check_run_fields(run: Run, now: datetime, *, summary: str, text: str) -> Che
         started = completed  # failed before it started: GitHub still wants an interval
     return CheckRunFields(
         status=status,
-        conclusion=_CONCLUSION.get(phase),
+        conclusion=CONCLUSION.get(phase),
         started_at=started,
         completed_at=completed,
         title=clip(headline(run), TITLE_LIMIT),
@@ -191,7 +185,7 @@ def check_run_fields(run: Run, now: datetime, *, summary: str, text: str) -> Che
 
 
 def commit_state(run: Run) -> str:
-    return _COMMIT_STATE[run.phase]
+    return COMMIT_STATE[run.phase]
 
 
 def commit_description(run: Run) -> str:
@@ -227,5 +221,6 @@ def _cell(text: str) -> str:
     return clip(" ".join(text.split()), MAX_CELL).replace("|", "\\|")
 
 
-def _timestamp(moment: datetime | None) -> str | None:
+def timestamp(moment: datetime | None) -> str | None:
+    """A check run's time as GitHub writes it: UTC, whole seconds, ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None

@@ -6,9 +6,9 @@ failed tasks and links.
   and only among the comments written by this function's own identity: the App (the comment's
   ``performed_via_github_app``) or the token's user (``GET /user``, asked once per token). A
   comment anyone else wrote with the marker is never edited; ids read from records are not used.
-- Created once: claimed with a Lease (``common.coordination``), looked up before it is created.
-- Always recomputed from the live runs (``common.peers``), and written again after a write if
-  the runs changed meanwhile, as the rollup check run is.
+- Created once, and always recomputed from the live runs and written again after a write if the
+  runs changed meanwhile, as the rollup check run is (``common.runs_comment``, shared with
+  GitLab's merge-request note).
 - A run on an older commit of the pull request changes nothing: the comment is about the head.
 """
 
@@ -18,17 +18,14 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from common import Context, PermanentError
-from common.coordination import claim_shared, find_or_create, lease_seconds, new_holder
-from common.errors import clip
-from common.peers import list_peers, markdown_table
+from common import Context, PermanentError, runs_comment
+from common.runs_comment import asks_for_comment
 from functions.github.client import GitHubSettings
 from functions.github.errors import FAULTS
-from functions.github.shared import Commit, is_true
+from functions.github.shared import Commit
 
 if TYPE_CHECKING:
     from common.runclient import ClusterAccess
@@ -37,7 +34,6 @@ if TYPE_CHECKING:
 Comment = dict[str, Any]
 Ctx = Context[Any, GitHubSettings]
 
-MAX_ROUNDS = 3
 MAX_COMMENTS_SEARCHED = 3000
 BODY_LIMIT = 65536
 """GitHub's longest comment body."""
@@ -69,51 +65,24 @@ def report_comment(
     if head != commit.sha:
         return {}  # a run on an older commit: the comment lists the head's runs
     key = comment_key(ctx.run.namespace, commit, number)
-    ours = _identity(ctx.settings, repo)
-
-    def body() -> str:
-        peers = list_peers(
+    mark, ours = marker(key), _identity(ctx.settings, repo)
+    comment = runs_comment.keep(
+        ctx,
+        cluster,
+        key=f"comment/{key}",
+        text=lambda: runs_comment.body(
+            ctx,
             cluster,
-            ctx.run,
-            ctx.integration,
-            lambda settings: (
-                commit.names(settings)
-                and is_true(settings.get("comment"))
-                and settings.get("pull-request", "").strip() == str(number)
-            ),
-            failed_tasks=True,
-        )
-        table = markdown_table(peers, ctx.runtime.run_url, failed_tasks=True)
-        text = f"{marker(key)}\n### Tekton runs on {commit.sha[:7]}\n\n{table}\n"
-        return clip(text, BODY_LIMIT - 200) + "\n<sub>Edited in place as the runs progress.</sub>\n"
-
-    wanted = body()
-    comment = _find(repo, number, marker(key), ours)
-    if comment is None:  # not there yet, or being created: claim its creation
-        claim = claim_shared(
-            cluster,
-            ctx.run.namespace,
-            f"comment/{key}",
-            new_holder(ctx.run),
-            integration=ctx.integration,
-            owner=ctx.run,
-            duration=lease_seconds(ctx.settings.timeout_seconds),
-            at=datetime.now(UTC),
-        )
-        comment = find_or_create(
-            claim,
-            find=lambda _: _find(repo, number, marker(key), ours),
-            create=lambda: repo.create_issue_comment(number, wanted),
-            id_of=lambda found: str(found["id"]),
-            what=f"the comment on pull request #{number}",
-        )[0]
-    for _ in range(MAX_ROUNDS):
-        if comment.get("body") != wanted:
-            comment = repo.update_issue_comment(int(comment["id"]), wanted)
-        fresh = body()  # the runs as they are after the write: another delivery's may be older
-        if fresh == wanted:
-            break
-        wanted = fresh
+            marker=mark,
+            title=f"Tekton runs on {commit.sha[:7]}",
+            limit=BODY_LIMIT,
+            belongs=lambda given: commit.names(given) and asks_for_comment(given, "pull-request", number),
+        ),
+        find=lambda: _find(repo, number, mark, ours),
+        create=lambda text: repo.create_issue_comment(number, text),
+        update=lambda found, text: repo.update_issue_comment(int(found["id"]), text),
+        what=f"the comment on pull request #{number}",
+    )
     return {"comment-id": str(comment["id"])}
 
 

@@ -183,12 +183,7 @@ class Repo:
 
     def check_run(self, check_run_id: int) -> dict[str, Any] | None:
         """The check run, ``None`` if GitHub knows none of that id in this repository."""
-        try:
-            return self.api.request("GET", f"{self.path}/check-runs/{check_run_id}").object()
-        except GitHubError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._found(f"{self.path}/check-runs/{check_run_id}")
 
     def create_check_run(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return self.api.request("POST", f"{self.path}/check-runs", body=fields).object()
@@ -201,12 +196,7 @@ class Repo:
 
     def pull_request(self, number: int) -> dict[str, Any] | None:
         """The pull request, ``None`` if there is none of that number here."""
-        try:
-            return self.api.request("GET", f"{self.path}/pulls/{number}").object()
-        except GitHubError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._found(f"{self.path}/pulls/{number}")
 
     def issue_comments(self, number: int) -> Iterator[dict[str, Any]]:
         """The comments of an issue or pull request, oldest first."""
@@ -219,6 +209,15 @@ class Repo:
     def update_issue_comment(self, comment_id: int, body: str) -> dict[str, Any]:
         path = f"{self.path}/issues/comments/{comment_id}"
         return self.api.request("PATCH", path, body={"body": body}).object()
+
+    def _found(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``; ``None`` when GitHub answers 404."""
+        try:
+            return self.api.request("GET", path).object()
+        except GitHubError as e:
+            if e.status == 404:
+                return None
+            raise
 
 
 def _json(raw: bytes, *, ok: bool) -> Any:

@@ -32,7 +32,14 @@ from common.coordination import claim_shared, find_or_create, lease_seconds, new
 from common.errors import clip
 from common.peers import Aggregate, Peer, list_peers, markdown_table
 from functions.github.client import GitHubSettings
-from functions.github.presentation import DESCRIPTION_LIMIT, OUTPUT_LIMIT, TITLE_LIMIT
+from functions.github.presentation import (
+    COMMIT_STATE,
+    CONCLUSION,
+    DESCRIPTION_LIMIT,
+    OUTPUT_LIMIT,
+    TITLE_LIMIT,
+    timestamp,
+)
 from functions.github.shared import Commit
 
 if TYPE_CHECKING:
@@ -47,19 +54,6 @@ MAX_ROUNDS = 3
 """Writes of one delivery at most, when the runs keep changing while it writes."""
 MAX_CHECK_RUNS_SEARCHED = 300
 _KEYS = uuid.UUID("0b6f2b8e-5a34-4a7e-8d0c-3f1e6c2a9b57")
-_STATE = {
-    RunPhase.QUEUED: "pending",
-    RunPhase.RUNNING: "pending",
-    RunPhase.SUCCEEDED: "success",
-    RunPhase.FAILED: "failure",
-    RunPhase.CANCELLED: "error",
-}
-"""The rollup's commit status (``mode: status``), as the run's own statuses are set."""
-_CONCLUSION = {
-    RunPhase.SUCCEEDED: "success",
-    RunPhase.FAILED: "failure",
-    RunPhase.CANCELLED: "cancelled",
-}
 
 
 def rollup_key(namespace: str, commit: Commit, name: str) -> str:
@@ -121,7 +115,7 @@ class _Rollup:
     def status_fields(self, peers: list[Peer]) -> dict[str, str]:
         aggregate = Aggregate.of(peers)
         fields = {
-            "state": _STATE[aggregate.phase],
+            "state": COMMIT_STATE[aggregate.phase],
             "context": self.name,
             "description": clip(aggregate.title, DESCRIPTION_LIMIT),
         }
@@ -162,13 +156,13 @@ class _Rollup:
         }
         starts = [peer.run.start_time for peer in peers if peer.run.start_time]
         if starts:
-            fields["started_at"] = _iso(min(starts))
+            fields["started_at"] = timestamp(min(starts))
         if aggregate.done:
             fields["status"] = "completed"
-            fields["conclusion"] = _CONCLUSION[aggregate.phase]
+            fields["conclusion"] = CONCLUSION[aggregate.phase]
             ends = [peer.run.completion_time for peer in peers if peer.run.completion_time]
             if ends:
-                fields["completed_at"] = _iso(max(ends))
+                fields["completed_at"] = timestamp(max(ends))
         return fields
 
     def _summary(self, peers: list[Peer]) -> str:
@@ -238,7 +232,3 @@ class _Rollup:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

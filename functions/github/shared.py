@@ -25,16 +25,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
-from common import Context, IntegrationConfig, PermanentError
+from common import Context, IntegrationConfig
 from functions.github.client import GitHubSettings
 
 if TYPE_CHECKING:
-    from common.runclient import ClusterAccess
     from functions.github.rest import Repo
 
 CheckName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=100)]
-_TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
-"""What pydantic reads as true in an annotation: the same words decide whether a peer opted in."""
 
 
 class SharedReports(IntegrationConfig):
@@ -78,17 +75,15 @@ class Commit:
         )
 
 
-def is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUE
-
-
 def report_shared(ctx: Context[Any, GitHubSettings], repo: Repo) -> dict[str, str]:
     """Update the run's rollup check run and pull-request comment, where it asks for them, and
     return what the record keeps of them (``rollup-check-run-id``, ``comment-id``)."""
     config: SharedReports = ctx.config
     if not config.rollup and not config.comment:
         return {}
-    cluster = _cluster(ctx)
+    from common.peers import cluster_for  # noqa: PLC0415 -- only for a run that shares a report
+
+    cluster = cluster_for(ctx, "a rollup or pull-request comment")
     commit = Commit(str(ctx.config.owner), str(ctx.config.repo), str(ctx.config.sha))
     kept: dict[str, str] = {}
     if config.rollup:
@@ -100,13 +95,3 @@ def report_shared(ctx: Context[Any, GitHubSettings], repo: Repo) -> dict[str, st
 
         kept |= report_comment(ctx, cluster, repo, commit, config.pull_request)
     return kept
-
-
-def _cluster(ctx: Context[Any, GitHubSettings]) -> ClusterAccess:
-    if ctx.cluster is None:
-        raise PermanentError(
-            "SharedReportUnavailable",
-            "a rollup or pull-request comment needs the other runs on the commit, which this "
-            "function cannot list here",
-        )
-    return ctx.cluster

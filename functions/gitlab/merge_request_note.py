@@ -5,9 +5,8 @@ tasks and links.
 - Found by a hidden marker (an HTML comment holding a UUID of namespace, project and iid), and
   only among the notes the token's own user wrote (``GET /user``, asked once per token): a note
   anyone else wrote with the marker is never edited; ids read from records are not used.
-- Created once: claimed with a Lease (``common.coordination``), looked up before it is created.
-- Always recomputed from the live runs (``common.peers``), and written again after a write if
-  the runs changed meanwhile.
+- Created once, and always recomputed from the live runs and written again after a write if the
+  runs changed meanwhile (``common.runs_comment``, shared with GitHub's pull-request comment).
 - A run on an older commit of the merge request changes nothing: the note is about the head.
 """
 
@@ -15,14 +14,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from common import Context, PermanentError
-from common.coordination import claim_shared, find_or_create, lease_seconds, new_holder
-from common.errors import clip
-from common.peers import list_peers, markdown_table
+from common import Context, PermanentError, runs_comment
+from common.runs_comment import asks_for_comment
 from functions.gitlab.client import (
     GitLabSettings,
     create_note,
@@ -32,7 +28,7 @@ from functions.gitlab.client import (
     update_note,
 )
 from functions.gitlab.errors import FAULTS
-from functions.gitlab.shared import Commit, is_true
+from functions.gitlab.shared import Commit
 
 if TYPE_CHECKING:
     from common.runclient import ClusterAccess
@@ -40,7 +36,6 @@ if TYPE_CHECKING:
 Note = dict[str, Any]
 Ctx = Context[Any, GitLabSettings]
 
-MAX_ROUNDS = 3
 MAX_NOTES_SEARCHED = 3000
 BODY_LIMIT = 1_000_000
 """GitLab's longest note."""
@@ -65,55 +60,29 @@ def report_note(ctx: Ctx, cluster: ClusterAccess, commit: Commit, iid: int) -> d
     if str(found.get("sha") or "").lower() != commit.sha:
         return {}  # a run on an older commit: the note lists the head's runs
     key = note_key(ctx.run.namespace, commit, iid)
-    own = own_user_id(settings)
-
-    def body() -> str:
-        peers = list_peers(
-            cluster,
-            ctx.run,
-            ctx.integration,
-            lambda given: (
-                commit.names(given)
-                and is_true(given.get("comment"))
-                and given.get("merge-request", "").strip() == str(iid)
-            ),
-            failed_tasks=True,
-        )
-        table = markdown_table(peers, ctx.runtime.run_url, failed_tasks=True)
-        text = f"{marker(key)}\n### Tekton runs on {commit.sha[:8]}\n\n{table}\n"
-        return clip(text, BODY_LIMIT - 200) + "\n<sub>Edited in place as the runs progress.</sub>\n"
+    mark, own = marker(key), own_user_id(settings)
 
     def ours(note: Note) -> bool:
         author = note.get("author") or {}
-        return not note.get("system") and author.get("id") == own and marker(key) in str(note.get("body"))
+        return not note.get("system") and author.get("id") == own and mark in str(note.get("body"))
 
-    wanted = body()
-    note = _find(settings, project, iid, ours)
-    if note is None:  # not there yet, or being created: claim its creation
-        claim = claim_shared(
+    note = runs_comment.keep(
+        ctx,
+        cluster,
+        key=f"note/{key}",
+        text=lambda: runs_comment.body(
+            ctx,
             cluster,
-            ctx.run.namespace,
-            f"note/{key}",
-            new_holder(ctx.run),
-            integration=ctx.integration,
-            owner=ctx.run,
-            duration=lease_seconds(settings.timeout_seconds),
-            at=datetime.now(UTC),
-        )
-        note = find_or_create(
-            claim,
-            find=lambda _: _find(settings, project, iid, ours),
-            create=lambda: create_note(settings, project, iid, wanted),
-            id_of=lambda made: str(made["id"]),
-            what=f"the note on merge request !{iid}",
-        )[0]
-    for _ in range(MAX_ROUNDS):
-        if note.get("body") != wanted:
-            note = update_note(settings, project, iid, int(note["id"]), wanted)
-        fresh = body()  # the runs as they are after the write: another delivery's may be older
-        if fresh == wanted:
-            break
-        wanted = fresh
+            marker=mark,
+            title=f"Tekton runs on {commit.sha[:8]}",
+            limit=BODY_LIMIT,
+            belongs=lambda given: commit.names(given) and asks_for_comment(given, "merge-request", iid),
+        ),
+        find=lambda: _find(settings, project, iid, ours),
+        create=lambda text: create_note(settings, project, iid, text),
+        update=lambda found, text: update_note(settings, project, iid, int(found["id"]), text),
+        what=f"the note on merge request !{iid}",
+    )
     return {"note-id": str(note["id"])}
 
 

@@ -12,7 +12,7 @@ from common.summary import headline
 
 FIELD_LIMIT = 255
 
-_STATE = {
+STATE = {
     RunPhase.QUEUED: "pending",
     RunPhase.RUNNING: "running",
     RunPhase.SUCCEEDED: "success",
@@ -20,10 +20,11 @@ _STATE = {
     RunPhase.CANCELLED: "canceled",
     RunPhase.TIMED_OUT: "failed",
 }
+"""A commit status's state: a run's, and a rollup's (``functions.gitlab.rollup``)."""
 
 
 def commit_state(run: Run) -> str:
-    return _STATE[run.phase]
+    return STATE[run.phase]
 
 
 def default_name(run: Run) -> str:

@@ -28,7 +28,7 @@ from common.errors import clip
 from common.peers import Aggregate, Peer, list_peers
 from functions.gitlab.client import GitLabSettings, latest_status, post_status
 from functions.gitlab.errors import GitLabAnswerError, is_already_there
-from functions.gitlab.presentation import FIELD_LIMIT
+from functions.gitlab.presentation import FIELD_LIMIT, STATE
 from functions.gitlab.shared import Commit
 
 if TYPE_CHECKING:
@@ -37,14 +37,8 @@ if TYPE_CHECKING:
 Ctx = Context[Any, GitLabSettings]
 
 MAX_ROUNDS = 3
-FINISHED = frozenset({"success", "failed", "canceled"})
-_STATE = {
-    RunPhase.QUEUED: "pending",
-    RunPhase.RUNNING: "running",
-    RunPhase.SUCCEEDED: "success",
-    RunPhase.FAILED: "failed",
-    RunPhase.CANCELLED: "canceled",
-}
+FINISHED = frozenset(STATE[phase] for phase in RunPhase if phase.is_done)
+"""``success``, ``failed``, ``canceled``: states GitLab adds as one more job each time they are posted."""
 
 
 def report_rollup(ctx: Ctx, cluster: ClusterAccess, commit: Commit, name: str) -> dict[str, str]:
@@ -73,7 +67,7 @@ def report_rollup(ctx: Ctx, cluster: ClusterAccess, commit: Commit, name: str) -
 def _fields(ctx: Ctx, peers: list[Peer], name: str) -> dict[str, str]:
     aggregate = Aggregate.of(peers)
     fields = {
-        "state": _STATE[aggregate.phase],
+        "state": STATE[aggregate.phase],
         "name": name,
         "description": clip(aggregate.title, FIELD_LIMIT),
     }

@@ -21,13 +21,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
-from common import Context, IntegrationConfig, PermanentError
+from common import Context, IntegrationConfig
 from functions.gitlab.client import GitLabSettings
 from functions.gitlab.presentation import FIELD_LIMIT
 
 StatusName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=FIELD_LIMIT)]
-_TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
-"""What pydantic reads as true in an annotation: the same words decide whether a peer opted in."""
 
 
 class SharedReports(IntegrationConfig):
@@ -66,30 +64,23 @@ class Commit:
         return settings.get("project", "").strip() == self.project and sha == self.sha
 
 
-def is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUE
-
-
 def report_shared(ctx: Context[Any, GitLabSettings]) -> dict[str, str]:
     """Update the run's rollup status and merge-request note, where it asks for them, and return
     what the record keeps of them (``rollup-state``, ``note-id``)."""
     config: SharedReports = ctx.config
     if not config.rollup and not config.comment:
         return {}
-    if ctx.cluster is None:
-        raise PermanentError(
-            "SharedReportUnavailable",
-            "a rollup or merge-request note needs the other runs on the commit, which this "
-            "function cannot list here",
-        )
+    from common.peers import cluster_for  # noqa: PLC0415 -- only for a run that shares a report
+
+    cluster = cluster_for(ctx, "a rollup or merge-request note")
     commit = Commit(str(ctx.config.project), str(ctx.config.sha))
     kept: dict[str, str] = {}
     if config.rollup:
         from functions.gitlab.rollup import report_rollup  # noqa: PLC0415 -- only for a run in a rollup
 
-        kept |= report_rollup(ctx, ctx.cluster, commit, config.rollup)
+        kept |= report_rollup(ctx, cluster, commit, config.rollup)
     if config.comment and config.merge_request is not None:
         from functions.gitlab.merge_request_note import report_note  # noqa: PLC0415
 
-        kept |= report_note(ctx, ctx.cluster, commit, config.merge_request)
+        kept |= report_note(ctx, cluster, commit, config.merge_request)
     return kept

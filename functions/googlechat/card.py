@@ -28,7 +28,7 @@ from typing import Any
 from common import Run, RunPhase
 from common.errors import clip
 from common.steplogs import StepLog, as_plain
-from common.summary import TaskOutcome, format_duration, headline
+from common.summary import TaskOutcome, format_duration, headline, one_line
 
 TEXT_LIMIT = 4096
 MESSAGE_BYTES = 32_000
@@ -106,12 +106,7 @@ def _size(message: JsonObject) -> int:
 def plain_text(run: Run, tasks: Sequence[TaskOutcome]) -> str:
     """``❌ PipelineRun ci/build-and-test-run-q4m9z (build-and-test): Failed after 1m 0s``, and the
     tasks that did not succeed."""
-    duration = format_duration(run.duration_seconds) if run.phase.is_done else None
-    text = (
-        f"{LOOKS[run.phase].emoji} {run.kind} {run.namespace}/{run.name} ({run.definition}): {headline(run)}"
-    )
-    if duration:
-        text += f" after {duration}"
+    text = one_line(run, LOOKS[run.phase].emoji)
     if tasks:
         text += ". Did not succeed: " + ", ".join(task.task for task in tasks)
     return clip(text.replace("<", "\u2039").replace(">", "\u203a"), TEXT_LIMIT)

@@ -28,13 +28,11 @@ from common import (
     Idempotency,
     Integration,
     Report,
-    Run,
     always,
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
-from common.steplogs import failed_step_logs
-from common.summary import unsuccessful_tasks
+from common.steplogs import what_failed
 from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.googlechat.card import JsonObject, plain_text, run_message
 from functions.googlechat.client import post
@@ -60,15 +58,14 @@ Ctx = Context[GoogleChatConfig, GoogleChatSettings]
 
 def _outgoing(ctx: Ctx) -> tuple[Rendered, JsonObject]:
     """The message for the run's current state, and the template's text or the default one."""
-    run = ctx.run
-    children = ctx.child_runs() if _failed(run) else None
-    tasks = unsuccessful_tasks(run, children) if children is not None else []
-    logs = failed_step_logs(ctx)
-    default = partial(plain_text, run, tasks)
-    rendered = render(ctx, "googlechat", default, children=children, step_logs=logs)
+    run, failed = ctx.run, what_failed(ctx)
+    default = partial(plain_text, run, failed.tasks)
+    rendered = render(ctx, "googlechat", default, children=failed.children, step_logs=failed.step_logs)
     text = template_text(ctx, rendered)
     thread = _thread_key(ctx)
-    return rendered, run_message(run, tasks, ctx.run_url, thread_key=thread, text=text, logs=logs)
+    return rendered, run_message(
+        run, failed.tasks, ctx.run_url, thread_key=thread, text=text, logs=failed.step_logs
+    )
 
 
 def message(ctx: Ctx) -> Message:
@@ -102,10 +99,6 @@ def _thread_key(ctx: Ctx) -> str:
 def _wants(ctx: Ctx) -> bool:
     """Not a phase already posted (the record is untrusted, but it can only suppress a post)."""
     return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
-
-
-def _failed(run: Run) -> bool:
-    return run.condition is not None and run.condition.status == "False"
 
 
 integration = Integration(

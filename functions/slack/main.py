@@ -42,8 +42,8 @@ from common import (
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
 from common.errors import IntegrationError
 from common.settings import PerSettings
-from common.steplogs import failed_step_logs
-from common.summary import headline, unsuccessful_tasks
+from common.steplogs import what_failed
+from common.summary import headline
 from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.slack.client import SlackBot, SlackSettings, SlackWebhook
 from functions.slack.errors import FAULTS
@@ -105,11 +105,9 @@ def _outgoing(ctx: Ctx) -> _Outgoing:
     """The messages for the run's current state: the template's text or the default one, the
     tasks that did not succeed and the failed steps' last lines (read only for a failed run that
     asks for ``log-lines``)."""
-    run, url = ctx.run, ctx.run_url
-    children = ctx.child_runs() if _failed(run) else None
-    tasks = unsuccessful_tasks(run, children) if children is not None else []
-    logs = failed_step_logs(ctx)
-    rendered = render(ctx, "slack", lambda: fallback_text(run), children=children, step_logs=logs)
+    run, url, failed = ctx.run, ctx.run_url, what_failed(ctx)
+    tasks, logs = failed.tasks, failed.step_logs
+    rendered = render(ctx, "slack", lambda: fallback_text(run), children=failed.children, step_logs=logs)
     text = template_text(ctx, rendered)
     details = ctx.config.thread_failures and bool(tasks)
     threaded = not _webhook(ctx.settings) and (details or bool(logs))

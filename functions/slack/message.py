@@ -19,7 +19,7 @@ from typing import Any
 
 from common import Run, RunPhase
 from common.steplogs import StepLog, as_markdown
-from common.summary import TaskOutcome, format_duration, headline
+from common.summary import TaskOutcome, format_duration, headline, one_line
 
 TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -227,11 +227,7 @@ def details_message(run: Run, tasks: Sequence[TaskOutcome], *, room: int = MAX_B
 
 def fallback_text(run: Run) -> str:
     """``:x: PipelineRun ci/build-and-test-run-q4m9z (build-and-test): Failed after 1m 0s``."""
-    duration = format_duration(run.duration_seconds) if run.phase.is_done else None
-    text = (
-        f"{LOOKS[run.phase].emoji} {run.kind} {run.namespace}/{run.name} ({run.definition}): {headline(run)}"
-    )
-    return escape(text + (f" after {duration}" if duration else ""), TEXT_LIMIT)
+    return escape(one_line(run, LOOKS[run.phase].emoji), TEXT_LIMIT)
 
 
 def _task_summary(tasks: Sequence[TaskOutcome], details_in_thread: bool) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from common import Run, RunPhase
 from common.errors import clip
 from common.steplogs import StepLog, as_plain
-from common.summary import TaskOutcome, format_duration, headline
+from common.summary import TaskOutcome, format_duration, headline, one_line
 
 TEAMS_MESSAGE_LIMIT = 28 * 1024
 """Teams' documented limit for one posted message, card included ("about 28 KB")."""
@@ -126,10 +126,7 @@ def encode(value: Any) -> bytes:
 
 def fallback_text(run: Run) -> str:
     """``❌ PipelineRun ci/build-and-test-run-q4m9z (build-and-test): Failed after 1m 0s``."""
-    duration = format_duration(run.duration_seconds) if run.phase.is_done else None
-    emoji, where = LOOKS[run.phase].emoji, f"{run.namespace}/{run.name}"
-    text = f"{emoji} {run.kind} {where} ({run.definition}): {headline(run)}"
-    return clip(text + (f" after {duration}" if duration else ""), 600)
+    return clip(one_line(run, LOOKS[run.phase].emoji), 600)
 
 
 def _envelope(card: dict[str, Any]) -> dict[str, Any]:

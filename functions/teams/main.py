@@ -30,14 +30,12 @@ from common import (
     Idempotency,
     Integration,
     Report,
-    RunPhase,
     always,
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
 from common.errors import IntegrationError
-from common.steplogs import failed_step_logs
-from common.summary import unsuccessful_tasks
+from common.steplogs import what_failed
 from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.teams import card
 from functions.teams.workflow import FAULTS, TeamsSettings, channel_url, post
@@ -74,14 +72,15 @@ Ctx = Context[TeamsConfig, TeamsSettings]
 
 def _outgoing(ctx: Ctx) -> tuple[Rendered, bytes]:
     """The card for the run's current state, and the template's text or the default one."""
-    run = ctx.run
-    failed = run.phase.is_done and run.phase is not RunPhase.SUCCEEDED
-    children = ctx.child_runs() if failed else None
-    tasks = unsuccessful_tasks(run, children) if children is not None else []
-    logs = failed_step_logs(ctx)
-    rendered = render(ctx, "teams", lambda: card.fallback_text(run), children=children, step_logs=logs)
+    run, failed = ctx.run, what_failed(ctx)
+    rendered = render(
+        ctx, "teams", lambda: card.fallback_text(run), children=failed.children, step_logs=failed.step_logs
+    )
     text = template_text(ctx, rendered)
-    return rendered, card.message(run, tasks, ctx.run_url, _notification_id(ctx), text=text, logs=logs)
+    notification = _notification_id(ctx)
+    return rendered, card.message(
+        run, failed.tasks, ctx.run_url, notification, text=text, logs=failed.step_logs
+    )
 
 
 def message(ctx: Ctx) -> Message:

@@ -18,6 +18,7 @@ from common.templates import TEMPLATES_DIR_ENV
 from tests.cli.conftest import NOW, SLACK_OFF, Cli
 from tests.cli.fakes import FakeCluster
 from tests.conftest import function_client
+from tests.support.reports import log_failed_step, mount_templates
 from tests.support.standins.slack import SlackStandIn
 
 RUN = "build-and-test-run-q4m9z"
@@ -39,14 +40,16 @@ SLACK = "slack.integrations.tekton.dev/"
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The template files, where the functions in this process read them too."""
-    mount = tmp_path / "templates"
-    mount.mkdir()
-    (mount / "short.slack.j2").write_text(SHORT, encoding="utf-8")
-    (mount / "short.j2").write_text("{{ run.name }} {{ run.phase }} ({{ target }})", encoding="utf-8")
-    (mount / "evil.j2").write_text("{{ cycler.__init__.__globals__ }}", encoding="utf-8")
-    monkeypatch.setenv(TEMPLATES_DIR_ENV, str(mount))
     monkeypatch.setenv("TEKTON_DASHBOARD_URL", DASHBOARD)
-    return mount
+    return mount_templates(
+        tmp_path,
+        monkeypatch,
+        {
+            "short.slack.j2": SHORT,
+            "short.j2": "{{ run.name }} {{ run.phase }} ({{ target }})",
+            "evil.j2": "{{ cycler.__init__.__globals__ }}",
+        },
+    )
 
 
 @pytest.fixture
@@ -171,7 +174,7 @@ def test_the_failed_steps_logs_are_read_from_the_cluster_as_the_function_reads_t
     cli: Cli, cluster: FakeCluster
 ) -> None:
     failed_run(cluster, **{SLACK + "log-lines": "1"})
-    cluster.pod_logs[("ci", f"{RUN}-unit-tests-pod", "step-run-tests")] = "ok\n--- FAIL: TestWidget\n"
+    log_failed_step(cluster, "ok", "--- FAIL: TestWidget")
 
     result = cli("render", RUN, "--integration", "slack", "-o", "json")
 

@@ -6,12 +6,9 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import (
     Auth,
     Github,
@@ -24,6 +21,7 @@ from github.Repository import Repository
 
 from common.standins.github import GitHubStandIn
 from tests.conformance.prism import Prism, PrismGitHub, missing_tools, spec_path
+from tests.support.github_app import app_private_key
 from tests.support.tiers import unavailable
 
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
@@ -44,14 +42,6 @@ def github_client(base_url: str, auth: Auth.Auth | None = None, **options: float
         seconds_between_requests=settings["seconds_between_requests"],
         seconds_between_writes=settings["seconds_between_writes"],
     )
-
-
-@cache
-def app_private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 @pytest.fixture

@@ -230,14 +230,21 @@ def project(service_account: Path, version: str, token: str, ca_pem: str) -> Non
             (service_account / name).symlink_to(f"..data/{name}")
 
 
-def test_in_a_pod_the_service_account_is_used_and_its_token_follows_rotation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca_pem: str
-) -> None:
+def in_a_pod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str, ca_pem: str) -> Path:
+    """A pod's view: its service account's token ``first`` projected, and the API server's Service
+    at ``host``, port 443. Returns the service account's folder."""
     service_account = tmp_path / "serviceaccount"
     project(service_account, "2026_01", "first", ca_pem)
     monkeypatch.setattr(kube_config, "SERVICE_ACCOUNT", service_account)
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    return service_account
+
+
+def test_in_a_pod_the_service_account_is_used_and_its_token_follows_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca_pem: str
+) -> None:
+    service_account = in_a_pod(monkeypatch, tmp_path, "fd00::1", ca_pem)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
 
     login = kube_config.in_cluster()
@@ -255,11 +262,7 @@ def test_in_a_pod_the_service_account_is_used_and_its_token_follows_rotation(
 def test_an_explicit_kubeconfig_or_context_is_used_even_in_a_pod(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca_pem: str
 ) -> None:
-    service_account = tmp_path / "serviceaccount"
-    project(service_account, "2026_01", "first", ca_pem)
-    monkeypatch.setattr(kube_config, "SERVICE_ACCOUNT", service_account)
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    in_a_pod(monkeypatch, tmp_path, "10.96.0.1", ca_pem)
     path = str(write(tmp_path / "config", IMPERSONATING))
     assert kube.connect(kubeconfig=path).server == "https://c.example"
     assert kube.current_namespace(kubeconfig=path) == "default"

@@ -8,92 +8,66 @@ import base64
 import json
 import ssl
 import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common import kube
 from common.errors import KubernetesUnavailableError
 from common.runclient import RunRef
-from tests.support.tls import Certificates, make_certificates
+from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.tls import Certificates, client_certificate, make_certificates
 
 REF = RunRef("PipelineRun", "ci", "build-1")
 
 
-def client_certificate(common_name: str) -> tuple[bytes, bytes]:
-    """A self-signed client certificate and its key, as PEM."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+class _TlsServer(LoopbackServer):
+    def get_request(self) -> tuple[Any, Any]:
+        """Each connection speaks TLS, as the stand-in's ``context`` says."""
+        sock, address = self.socket.accept()
+        return self.standin.context.wrap_socket(sock, server_side=True), address
 
 
-@dataclass
-class HttpsApiServer:
+class _Handler(BaseHTTPRequestHandler):
+    server: _TlsServer
+
+    def do_GET(self) -> None:
+        peer: Any = self.connection.getpeercert()
+        if peer:
+            self.server.standin.clients.append(dict(item[0] for item in peer["subject"])["commonName"])
+        data = json.dumps({"kind": "PipelineRun"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class HttpsApiServer(LoopbackStandIn):
     """Answers every request with a run; requires a client certificate when ``client_ca`` is given
     and notes the common name of each one it was shown."""
 
-    certificates: Certificates
-    client_ca: bytes | None = None
+    handler = _Handler
+    server = _TlsServer
 
-    def __post_init__(self) -> None:
+    def __init__(self, certificates: Certificates, client_ca: bytes | None = None) -> None:
+        self.certificates = certificates
         self.clients: list[str] = []
-        context = self.certificates.server_context()
-        if self.client_ca is not None:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(cadata=self.client_ca.decode())
-        server = self
+        self.context = certificates.server_context()
+        if client_ca is not None:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(cadata=client_ca.decode())
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                peer: Any = self.connection.getpeercert()
-                if peer:
-                    server.clients.append(dict(item[0] for item in peer["subject"])["commonName"])
-                data = json.dumps({"kind": "PipelineRun"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT``, while it runs."""
+        return self.origin.replace("http://", "https://", 1)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +82,8 @@ def client_pem() -> tuple[bytes, bytes]:
 
 @pytest.fixture
 def https(certificates: Certificates, client_pem: tuple[bytes, bytes]) -> Iterator[HttpsApiServer]:
-    server = HttpsApiServer(certificates, client_ca=client_pem[0])
-    yield server
-    server.close()
+    with HttpsApiServer(certificates, client_ca=client_pem[0]) as server:
+        yield server
 
 
 def b64(data: bytes) -> str:
@@ -139,8 +112,7 @@ def test_the_server_is_verified_by_the_kubeconfigs_ca_and_sees_the_client_certif
     ca = b64(https.certificates.ca_file.read_bytes())
     path = kubeconfig(
         tmp_path / "config",
-        f'{{server: "https://127.0.0.1:{https.port}", certificate-authority-data: {ca}, '
-        "tls-server-name: kube.test}",
+        f'{{server: "{https.url}", certificate-authority-data: {ca}, tls-server-name: kube.test}}',
         f"{{client-certificate-data: {b64(client_pem[0])}, client-key-data: {b64(client_pem[1])}}}",
     )
     assert kube.connect(kubeconfig=path).get(REF) == {"kind": "PipelineRun"}
@@ -154,7 +126,7 @@ def test_a_certificate_for_another_name_is_refused(
     ca = b64(https.certificates.ca_file.read_bytes())
     path = kubeconfig(
         tmp_path / "config",
-        f'{{server: "https://127.0.0.1:{https.port}", certificate-authority-data: {ca}}}',
+        f'{{server: "{https.url}", certificate-authority-data: {ca}}}',
         f"{{client-certificate-data: {b64(client_pem[0])}, client-key-data: {b64(client_pem[1])}}}",
     )
     with pytest.raises(KubernetesUnavailableError, match="unreachable"):
@@ -165,22 +137,17 @@ def test_a_certificate_for_another_name_is_refused(
 def test_an_unknown_ca_is_refused_unless_verification_is_skipped(
     tmp_path: Path, certificates: Certificates
 ) -> None:
-    server = HttpsApiServer(certificates)
-    try:
-        untrusted = kubeconfig(
-            tmp_path / "config", f'{{server: "https://127.0.0.1:{server.port}"}}', "{token: t}"
-        )
+    with HttpsApiServer(certificates) as server:
+        untrusted = kubeconfig(tmp_path / "config", f'{{server: "{server.url}"}}', "{token: t}")
         with pytest.raises(KubernetesUnavailableError, match="unreachable"):
             kube.connect(kubeconfig=untrusted).get(REF)
         insecure = kubeconfig(
             tmp_path / "insecure",
-            f'{{server: "https://127.0.0.1:{server.port}", insecure-skip-tls-verify: true}}',
+            f'{{server: "{server.url}", insecure-skip-tls-verify: true}}',
             "{token: t}",
         )
         with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
             assert kube.connect(kubeconfig=insecure).get(REF) == {"kind": "PipelineRun"}
-    finally:
-        server.close()
 
 
 def test_a_client_key_that_does_not_match_is_a_configuration_error(

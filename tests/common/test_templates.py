@@ -30,6 +30,7 @@ from common.templates import (
     with_fallback,
 )
 from tests.support.policies import use_policy
+from tests.support.reports import log_failed_step, mount_templates, pod_log_reads
 
 DEFAULT = "the default message"
 TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
@@ -42,10 +43,7 @@ class Config(ShowsStepLogs, Templated):
 @pytest.fixture
 def directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The ConfigMap's mount point, as ``$TI_TEMPLATES_DIR``."""
-    mount = tmp_path / "templates"
-    mount.mkdir()
-    monkeypatch.setenv(TEMPLATES_DIR_ENV, str(mount))
-    return mount
+    return mount_templates(tmp_path, monkeypatch, {})
 
 
 def write(directory: Path, key: str, text: str) -> None:
@@ -332,8 +330,7 @@ def test_includes_share_the_directory_and_never_leave_it(directory: Path, tmp_pa
 def test_tasks_and_logs_are_read_only_for_a_template_that_uses_them(directory: Path) -> None:
     kube, reads = MemoryRunClient(), Reads()
     ref = failed_run(kube)
-    pod = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
-    kube.pod_logs[pod] = "compiling\n--- FAIL: TestWidget\n"
+    log_failed_step(kube, "compiling", "--- FAIL: TestWidget")
     write(directory, "plain.j2", "{{ run.name }}")
     write(
         directory, "logs.j2", "{% for s in step_logs %}{{ s.task }}/{{ s.step }}:\n{{ s.text }}{% endfor %}"
@@ -341,11 +338,11 @@ def test_tasks_and_logs_are_read_only_for_a_template_that_uses_them(directory: P
 
     render(context(kube, ref, "plain", reads=reads, log_lines=5), "slack", lambda: DEFAULT)
     assert reads.children == 0
-    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert not pod_log_reads(kube)
 
     text = render(context(kube, ref, "logs", reads=reads, log_lines=5), "slack", lambda: DEFAULT).text
     assert text == "unit-tests/run-tests:\ncompiling\n--- FAIL: TestWidget"
-    assert len([call for call in kube.calls if call[0] == "pod_log"]) == 1
+    assert len(pod_log_reads(kube)) == 1
 
 
 def test_what_the_caller_has_read_already_is_not_read_again(directory: Path) -> None:
@@ -363,7 +360,7 @@ def test_what_the_caller_has_read_already_is_not_read_again(directory: Path) -> 
 
     assert text == "0 tasks; already read"
     assert reads.children == 0
-    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert not pod_log_reads(kube)
 
 
 def test_with_fallback_records_the_reason_and_keeps_the_report_otherwise() -> None:

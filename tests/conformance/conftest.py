@@ -46,3 +46,13 @@ def conformant_github(prism_github: PrismGitHub) -> Iterator[PrismGitHub]:
     if refused:
         listing = "\n".join(f"  {violation}" for violation in refused)
         pytest.fail(f"Prism found requests that GitHub's API does not accept:\n{listing}")
+
+
+@pytest.fixture
+def through_prism(conformant_github: PrismGitHub, monkeypatch: pytest.MonkeyPatch) -> PrismGitHub:
+    """The GitHub function's requests go through ``conformant_github``, with a token.
+    (``test_github_issues_conformance`` puts its own stand-in behind Prism.)"""
+    monkeypatch.setenv("GITHUB_API_URL", conformant_github.url)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_conformance-token-0123456789")
+    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org")
+    return conformant_github

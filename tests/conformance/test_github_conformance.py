@@ -9,23 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common import RunPhase, samples
 from common.runclient import MemoryRunClient
 from functions.github import presentation
 from tests.conformance.prism import PrismGitHub
 from tests.conftest import Deliver, add_run, advance, function_client
-
-
-@pytest.fixture
-def through_prism(conformant_github: PrismGitHub, monkeypatch: pytest.MonkeyPatch) -> PrismGitHub:
-    monkeypatch.setenv("GITHUB_API_URL", conformant_github.url)
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_conformance-token-0123456789")
-    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org")
-    return conformant_github
-
+from tests.support.github_app import sign_in_as_app
+from tests.support.reports import log_failed_step
 
 REPO = "/repos/acme/widget-service"
 RECORD = "github.integrations.tekton.dev/status"
@@ -110,16 +101,7 @@ def test_app_installation_lookup_and_token_conform(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "app.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    monkeypatch.delenv("GITHUB_TOKEN")
-    monkeypatch.setenv("GITHUB_APP_ID", "1")
-    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(key_file))
+    sign_in_as_app(monkeypatch, 1, tmp_path)
     event = samples.load("pipelinerun-running")
     add_run(kube, event)
     assert deliver(function_client("github"), event).status_code == 200
@@ -136,7 +118,7 @@ def test_a_request_github_would_refuse_is_caught(
 ) -> None:
     """The tier is not a rubber stamp: a malformed check run (bad conclusion) is refused."""
 
-    monkeypatch.setitem(presentation._CONCLUSION, RunPhase.FAILED, "broken")
+    monkeypatch.setitem(presentation.CONCLUSION, RunPhase.FAILED, "broken")
     event = samples.load("pipelinerun-failed")
     add_run(kube, event)
     answer = deliver(function_client("github"), event)
@@ -157,7 +139,7 @@ def test_a_failed_runs_task_table_and_step_logs_conform(
     run["metadata"]["annotations"]["github.integrations.tekton.dev/log-lines"] = "3"
     add_run(kube, failed)
     add_run(kube, samples.load("taskrun-failed"))
-    kube.pod_logs[("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")] = "a\nb\nFAIL\n"
+    log_failed_step(kube, "a", "b", "FAIL")
     assert deliver(function_client("github"), failed).status_code == 200
     (check_run,) = through_prism.check_runs.values()
     assert (

@@ -6,27 +6,17 @@ Without these, a Prism that accepted everything would make the tier a rubber sta
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github, GithubException, GithubIntegration
 from github.CheckRun import CheckRun
 from github.Repository import Repository
 
 from tests.conformance.prism import PrismGitHub
+from tests.support.github_app import app_private_key
 
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
 APP_ID = 12345
-
-
-@cache
-def app_private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 def github_client(base_url: str, auth: Auth.Auth) -> Github:

@@ -3,22 +3,12 @@ are ones GitHub's OpenAPI description accepts, and so are the stand-in's answers
 
 from __future__ import annotations
 
-import pytest
-
 from common.runclient import MemoryRunClient
 from tests.conformance.prism import PrismGitHub
 from tests.conftest import Deliver, add_run, advance, function_client
 from tests.support.shared_runs import SHA, github_annotations, live, run_event
 
 REPO = "/repos/acme/widget-service"
-
-
-@pytest.fixture
-def through_prism(conformant_github: PrismGitHub, monkeypatch: pytest.MonkeyPatch) -> PrismGitHub:
-    monkeypatch.setenv("GITHUB_API_URL", conformant_github.url)
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_conformance-token-0123456789")
-    monkeypatch.setenv("TEKTON_DASHBOARD_URL", "https://dashboard.example.org")
-    return conformant_github
 
 
 def test_a_rollup_check_run_is_created_found_and_edited_conformantly(

@@ -28,6 +28,7 @@ from tests.deploy.manifests import (
     needed_roles,
     run,
 )
+from tests.support.access_reviews import EVERY_USER, Grant, granted, may
 
 TENANT = "tenant-a"
 RUN_NAME = "deploy-rbac-check"  # distinct from what other tiers create on the shared realkube
@@ -90,13 +91,13 @@ EXTRA = {
 }
 
 
-def allowed(name: str) -> list[tuple[str, str, str, str]]:
+def allowed(name: str) -> list[Grant]:
     """What function ``name``'s ServiceAccount may do in a tenant namespace: the runs' role, and
     each other role its declaration needs."""
     return [*ALLOWED, *(grant for role in sorted(needed_roles(name) & set(EXTRA)) for grant in EXTRA[role])]
 
 
-def denied(name: str) -> list[tuple[str, str, str, str]]:
+def denied(name: str) -> list[Grant]:
     """A sample of what it may not: ``DENIED``, and what the other functions' roles grant."""
     return [*DENIED, *(grant for role in sorted(set(EXTRA) - needed_roles(name)) for grant in EXTRA[role])]
 
@@ -129,10 +130,6 @@ def core_api(api: Any) -> Any:
 
 def custom_api(api: Any) -> Any:
     return client.CustomObjectsApi(api)
-
-
-def authz_api(api: Any) -> Any:
-    return client.AuthorizationV1Api(api)
 
 
 def account(name: str) -> str:
@@ -253,31 +250,14 @@ def test_config_events_patch_sets_the_sink_and_keeps_tektons_keys(
     assert patched.metadata.labels == shipped["metadata"]["labels"]
 
 
-def access_review(api: Any, verb: str, group: str, resource: str, subresource: str) -> bool:
-    review = authz_api(api).create_self_subject_access_review(
-        {
-            "spec": {
-                "resourceAttributes": {
-                    "namespace": TENANT,
-                    "verb": verb,
-                    "group": group,
-                    "resource": resource,
-                    "subresource": subresource,
-                }
-            }
-        }
-    )
-    return bool(review.status.allowed)
-
-
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_access_reviews(
     impersonating: dict[str, Any], applied: list[Obj], tenant_run: Obj, name: str
 ) -> None:
     # SelfSubjectAccessReview sent AS the ServiceAccount (Impersonate-User), in a tenant namespace.
     api = impersonating[name]
-    wrongly_denied = [a for a in allowed(name) if not access_review(api, *a)]
-    wrongly_allowed = [a for a in denied(name) if access_review(api, *a)]
+    wrongly_denied = [a for a in allowed(name) if not may(api, TENANT, a)]
+    wrongly_allowed = [a for a in denied(name) if may(api, TENANT, a)]
     assert not wrongly_denied, f"{name} cannot {wrongly_denied}"
     assert not wrongly_allowed, f"{name} can {wrongly_allowed}"
 
@@ -289,25 +269,13 @@ def test_rules_review_grants_nothing_else(
     # SelfSubjectRulesReview: everything the ServiceAccount may do in the tenant namespace.
     # Beyond our ClusterRole, only what Kubernetes grants every authenticated user
     # (system:basic-user: self-subject reviews) may appear.
-    review = authz_api(impersonating[name]).create_self_subject_rules_review({"spec": {"namespace": TENANT}})
-    granted = {
-        (verb, group, resource)
-        for rule in review.status.resource_rules
-        for verb in rule.verbs
-        for group in rule.api_groups or [""]
-        for resource in rule.resources or []
-    }
+    rules = granted(impersonating[name], TENANT)
     expected = {
         (verb, group, f"{resource}/{sub}" if sub else resource)
         for verb, group, resource, sub in allowed(name)
     }
-    basic_user = {
-        ("create", "authorization.k8s.io", "selfsubjectaccessreviews"),
-        ("create", "authorization.k8s.io", "selfsubjectrulesreviews"),
-        ("create", "authentication.k8s.io", "selfsubjectreviews"),
-    }
-    assert expected <= granted, expected - granted
-    assert granted - expected <= basic_user, granted - expected - basic_user
+    assert expected <= rules, expected - rules
+    assert rules - expected <= EVERY_USER, rules - expected - EVERY_USER
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from common import manifests, registry
 from common.config import ShowsStepLogs
+from tests.support.access_reviews import EVERY_USER, granted, may
 
 KNATIVE = Path(__file__).resolve().parents[2] / "knative"
 READER = next((i.name for i in registry.declarations() if issubclass(i.config, ShowsStepLogs)), None)
@@ -55,10 +56,6 @@ DENIED_TO_READER = [
 # accepts), so its APIs are used untyped.
 def core(api: client.ApiClient) -> Any:
     return client.CoreV1Api(api)
-
-
-def authz(api: client.ApiClient) -> Any:
-    return client.AuthorizationV1Api(api)
 
 
 def rbac(api: client.ApiClient) -> Any:
@@ -125,17 +122,6 @@ def accounts(api: client.ApiClient, namespace: str) -> Iterator[dict[str, client
         rbac(api).delete_cluster_role_binding(binding)
 
 
-def may(api: client.ApiClient, namespace: str, grant: tuple[str, str, str, str]) -> bool:
-    """A SelfSubjectAccessReview of ``(verb, group, resource, subresource)``, sent as whoever ``api``
-    acts as."""
-    verb, group, resource, sub = grant
-    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": resource}
-    if sub:
-        attributes["subresource"] = sub
-    review = authz(api).create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
-    return bool(review.status.allowed)
-
-
 def test_a_log_reading_integration_may_get_pod_logs_and_nothing_more_of_pods(
     accounts: dict[str, client.ApiClient], namespace: str
 ) -> None:
@@ -157,14 +143,7 @@ def test_its_rules_in_a_tenant_namespace_are_exactly_the_derived_ones(
     accounts: dict[str, client.ApiClient], namespace: str
 ) -> None:
     assert READER is not None
-    review = authz(accounts[READER]).create_self_subject_rules_review({"spec": {"namespace": namespace}})
-    granted = {
-        (verb, group, resource)
-        for rule in review.status.resource_rules
-        for verb in rule.verbs
-        for group in rule.api_groups or [""]
-        for resource in rule.resources or []
-    }
+    rules = granted(accounts[READER], namespace)
     integration = registry.load(READER).integration
     assert integration is not None
     expected = {
@@ -175,14 +154,9 @@ def test_its_rules_in_a_tenant_namespace_are_exactly_the_derived_ones(
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    everyone = {  # system:basic-user, for every authenticated user
-        ("create", "authorization.k8s.io", "selfsubjectaccessreviews"),
-        ("create", "authorization.k8s.io", "selfsubjectrulesreviews"),
-        ("create", "authentication.k8s.io", "selfsubjectreviews"),
-    }
     assert ("get", "", "pods/log") in expected
-    assert expected <= granted
-    assert granted - expected <= everyone, granted - expected - everyone
+    assert expected <= rules
+    assert rules - expected <= EVERY_USER, rules - expected - EVERY_USER
 
 
 def test_a_real_log_request_is_authorized_for_the_reader_only(

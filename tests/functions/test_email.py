@@ -24,6 +24,7 @@ from common import TemporaryError, samples
 from common.runclient import MemoryRunClient, RunRef
 from tests.conftest import Deliver, add_run, advance, body, function_client, written_texts
 from tests.support.policies import use_policy
+from tests.support.reports import FAILING_TEST, LOG_TOKEN, log_failed_step, mount_templates, pod_log_reads
 from tests.support.tiers import unavailable
 
 try:
@@ -706,28 +707,18 @@ def test_credentials_echoed_by_the_relay_appear_in_no_answer_record_log_or_event
 
 # -- templates and the failed steps' logs --------------------------------------------------------------
 
-POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
-LOG_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
-LOG = [
-    "=== RUN TestWidget",
-    f"    widget_test.go:42: <pushing> with {LOG_TOKEN}",
-    "--- FAIL: TestWidget (0.01s)",
-]
-
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
-    mount = tmp_path / "templates"
-    mount.mkdir()
-    (mount / "short.j2").write_text(
-        "{{ run.definition }} {{ run.phase }} <see {{ links.run_url }}>\n"
-        "{% for t in failed_tasks %}* {{ t.name }} ({{ t.reason }})\n{% endfor %}",
-        encoding="utf-8",
+    return mount_templates(
+        tmp_path,
+        monkeypatch,
+        {
+            "short.j2": "{{ run.definition }} {{ run.phase }} <see {{ links.run_url }}>\n"
+            "{% for t in failed_tasks %}* {{ t.name }} ({{ t.reason }})\n{% endfor %}",
+            "evil.email.j2": "{{ ''.__class__.__base__.__subclasses__() }}",
+        },
     )
-    (mount / "evil.email.j2").write_text("{{ ''.__class__.__base__.__subclasses__() }}", encoding="utf-8")
-    monkeypatch.setenv("TI_TEMPLATES_DIR", str(mount))
-    return mount
 
 
 def test_a_template_writes_the_mails_body(
@@ -774,7 +765,7 @@ def test_the_failed_steps_last_lines_are_in_the_body(
     kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver
 ) -> None:
     failed, _ = failed_run(kube, **{"log-lines": "2"})
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *FAILING_TEST)
 
     assert deliver(function_client("email"), failed).status_code == 200
 
@@ -793,9 +784,9 @@ def test_the_failed_steps_last_lines_are_in_the_body(
 
 def test_without_log_lines_no_log_is_read(kube: MemoryRunClient, mailbox: Mailbox, deliver: Deliver) -> None:
     failed, _ = failed_run(kube)
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *FAILING_TEST)
 
     assert deliver(function_client("email"), failed).status_code == 200
 
-    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert not pod_log_reads(kube)
     assert "last lines" not in bodies(mailbox.messages[0])[0]

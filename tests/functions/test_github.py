@@ -17,6 +17,7 @@ from common.runclient import MemoryRunClient, RunRef
 from common.standins.github import GitHubStandIn
 from tests.conftest import Deliver, add_run, advance, body, function_client
 from tests.support.receiver import post_together, to_app
+from tests.support.reports import FAILED_STEP, log_failed_step, mount_templates, pod_log_reads
 
 RECORD = "github.integrations.tekton.dev/status"
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
@@ -29,6 +30,14 @@ def record(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
 def condition(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
     conditions: list[dict[str, Any]] = record(kube, ref)["conditions"]
     return conditions[0]
+
+
+def annotate(*events: dict[str, Any], **values: str) -> None:
+    """Set ``github.integrations.tekton.dev/<key>`` on the events' runs."""
+    for event in events:
+        samples.run_object(event)[1]["metadata"]["annotations"].update(
+            {f"github.integrations.tekton.dev/{key}": value for key, value in values.items()}
+        )
 
 
 def test_running_then_successful_creates_one_check_run_then_completes_it(
@@ -157,10 +166,7 @@ def test_status_mode_posts_pending_then_success(
     kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver
 ) -> None:
     running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
-    for event in (running, successful):
-        event["data"]["pipelineRun"]["metadata"]["annotations"]["github.integrations.tekton.dev/mode"] = (
-            "status"
-        )
+    annotate(running, successful, mode="status")
     ref = add_run(kube, running)
     client = function_client("github")
     deliver(client, running)
@@ -174,7 +180,7 @@ def test_status_mode_posts_pending_then_success(
 
 def test_status_mode_reports_failure(kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver) -> None:
     failed = samples.load("pipelinerun-failed")
-    failed["data"]["pipelineRun"]["metadata"]["annotations"]["github.integrations.tekton.dev/mode"] = "status"
+    annotate(failed, mode="status")
     add_run(kube, failed)
     deliver(function_client("github"), failed)
     assert [s["state"] for s in github.statuses] == ["failure"]
@@ -458,8 +464,6 @@ def test_a_redirect_is_not_followed(kube: MemoryRunClient, github: GitHubStandIn
 
 # -- what the check run shows: tasks, failed steps' logs, templates ----------------------------
 
-LOG_LINES = "github.integrations.tekton.dev/log-lines"
-FAILED_POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
 PLANTED = "ghp_" + "Zq7" * 12  # a GitHub token's shape: masked wherever it appears
 
 
@@ -467,9 +471,7 @@ def failed_pipeline(kube: MemoryRunClient, annotations: dict[str, str] | None = 
     """A failed PipelineRun whose ``fetch-source`` succeeded and ``unit-tests`` failed (its pod's
     log in the store), and ``build-image`` was skipped."""
     failed = samples.load("pipelinerun-failed")
-    failed["data"]["pipelineRun"]["metadata"]["annotations"].update(
-        {f"github.integrations.tekton.dev/{key}": value for key, value in (annotations or {}).items()}
-    )
+    annotate(failed, **(annotations or {}))
     add_run(kube, failed)
     add_run(kube, samples.load("taskrun-failed"))
     fetched = samples.load("taskrun-successful")
@@ -478,14 +480,13 @@ def failed_pipeline(kube: MemoryRunClient, annotations: dict[str, str] | None = 
     child["metadata"]["uid"] = "0000-fetch-source"
     child["metadata"]["labels"]["tekton.dev/pipelineRun"] = "build-and-test-run-q4m9z"
     add_run(kube, fetched)
-    kube.pod_logs[FAILED_POD] = "\n".join(
-        [
-            *(f"=== RUN TestWidget{n}" for n in range(1, 15)),
-            f"    token={PLANTED} leaked",
-            "FAIL",
-            "exit 1",
-            "done",
-        ]
+    log_failed_step(
+        kube,
+        *(f"=== RUN TestWidget{n}" for n in range(1, 15)),
+        f"    token={PLANTED} leaked",
+        "FAIL",
+        "exit 1",
+        "done",
     )
     return failed
 
@@ -504,7 +505,7 @@ def test_a_failed_run_with_log_lines_shows_the_last_lines_of_its_failed_step_mas
     assert "TestWidget13" not in text, "only the last 5 lines"
     assert PLANTED not in json.dumps(github.calls_to(), default=str) + json.dumps(check_run)
     assert len(text) <= 65535
-    assert [ref.name for verb, ref in kube.calls if verb == "pod_log"] == [FAILED_POD[1]]
+    assert [ref.name for ref in pod_log_reads(kube)] == [FAILED_STEP[1]]
     assert [verb for verb, _ in kube.calls if verb in ("get", "list")] == ["list"], (
         "the TaskRuns are read once, with one list, for the task table and the logs"
     )
@@ -517,7 +518,7 @@ def test_without_log_lines_no_log_is_read(
     assert deliver(function_client("github"), failed).status_code == 200
     (check_run,) = github.check_runs.values()
     assert "TestWidget" not in check_run["output"]["text"]
-    assert not [verb for verb, _ in kube.calls if verb == "pod_log"], "no pods/log request"
+    assert not pod_log_reads(kube), "no pods/log request"
 
 
 def test_a_finished_pipelineruns_summary_lists_its_tasks_with_links(
@@ -588,18 +589,22 @@ def test_a_long_task_table_is_collapsed_under_the_failed_tasks_and_kept_within_g
     assert re.search(r"\| … \| \d+ more \| \|", details), "rows that do not fit are counted"
 
 
-def test_an_operators_template_renders_the_summary(
-    kube: MemoryRunClient,
-    github: GitHubStandIn,
-    deliver: Deliver,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "short.github.j2").write_text(
-        "{{ run.name }}: {% for task in tasks %}{{ task.name }}={{ task.status }} {% endfor %}",
-        encoding="utf-8",
+@pytest.fixture
+def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return mount_templates(
+        tmp_path,
+        monkeypatch,
+        {
+            "short.github.j2": "{{ run.name }}: "
+            "{% for task in tasks %}{{ task.name }}={{ task.status }} {% endfor %}",
+            "sneaky.github.j2": "{{ ''.__class__.__mro__ }}",
+        },
     )
-    monkeypatch.setenv("TI_TEMPLATES_DIR", str(tmp_path))
+
+
+def test_an_operators_template_renders_the_summary(
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, templates: Path
+) -> None:
     failed = failed_pipeline(kube, {"template": "short"})
     assert deliver(function_client("github"), failed).status_code == 200
     summary = next(iter(github.check_runs.values()))["output"]["summary"]
@@ -609,14 +614,8 @@ def test_an_operators_template_renders_the_summary(
 
 
 def test_a_template_that_cannot_be_used_falls_back_to_the_default_summary(
-    kube: MemoryRunClient,
-    github: GitHubStandIn,
-    deliver: Deliver,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    kube: MemoryRunClient, github: GitHubStandIn, deliver: Deliver, templates: Path
 ) -> None:
-    (tmp_path / "sneaky.github.j2").write_text("{{ ''.__class__.__mro__ }}", encoding="utf-8")
-    monkeypatch.setenv("TI_TEMPLATES_DIR", str(tmp_path))
     failed = failed_pipeline(kube, {"template": "sneaky"})
     ref = RunRef("PipelineRun", "ci", "build-and-test-run-q4m9z")
     assert deliver(function_client("github"), failed).status_code == 200
@@ -633,10 +632,7 @@ def test_a_failure_of_the_shared_reports_keeps_the_runs_own_check_run_in_the_rec
     """The run's own check run is edited first; when its rollup then fails, the record still names
     the own check run, and the redelivery finishes both without a second."""
     running, successful = samples.load("pipelinerun-running"), samples.load("pipelinerun-successful")
-    for event in (running, successful):
-        event["data"]["pipelineRun"]["metadata"]["annotations"]["github.integrations.tekton.dev/rollup"] = (
-            "all"
-        )
+    annotate(running, successful, rollup="all")
     ref = add_run(kube, running)
     client = function_client("github")
     assert deliver(client, running).status_code == 200

@@ -7,25 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common import samples
 from common.runclient import MemoryRunClient
 from common.standins.github import GitHubStandIn
 from tests.conftest import Deliver, add_run, body, function_client
-
-
-@pytest.fixture
-def app_key(tmp_path: Path) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path / "app.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return path
+from tests.support.github_app import sign_in_as_app
 
 
 def run_in(repo: str, name: str) -> dict[str, object]:
@@ -42,13 +29,12 @@ def test_app_installation_is_looked_up_once_per_repo_and_its_token_reused_until_
     kube: MemoryRunClient,
     deliver: Deliver,
     monkeypatch: pytest.MonkeyPatch,
-    app_key: Path,
+    tmp_path: Path,
     lifetime: timedelta,
 ) -> None:
     with GitHubStandIn(token_lifetime=lifetime) as github:
         monkeypatch.setenv("GITHUB_API_URL", github.enterprise_url)
-        monkeypatch.setenv("GITHUB_APP_ID", "1")
-        monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(app_key))
+        sign_in_as_app(monkeypatch, 1, tmp_path)
         client = function_client("github")
         events = [run_in("widget-service", "a"), run_in("widget-service", "b"), run_in("gadget", "c")]
         for event in events:
@@ -159,12 +145,11 @@ def test_a_token_file_that_is_a_directory_is_recorded_as_not_configured(
 
 
 def test_an_uninstalled_app_is_looked_up_again(
-    kube: MemoryRunClient, deliver: Deliver, monkeypatch: pytest.MonkeyPatch, app_key: Path
+    kube: MemoryRunClient, deliver: Deliver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     with GitHubStandIn() as github:
         monkeypatch.setenv("GITHUB_API_URL", github.url)
-        monkeypatch.setenv("GITHUB_APP_ID", "1")
-        monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(app_key))
+        sign_in_as_app(monkeypatch, 1, tmp_path)
         client = function_client("github")
         first, second, third = (run_in("widget-service", name) for name in ("a", "b", "c"))
         for event in (first, second, third):

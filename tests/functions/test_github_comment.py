@@ -7,19 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common.runclient import MemoryRunClient, RunRef
 from common.standins.github import GitHubStandIn, JsonObject
 from tests.conftest import Deliver, add_run, advance, body, function_client
-from tests.support.receiver import post_together, to_app
+from tests.support.github_app import sign_in_as_app
 from tests.support.shared_runs import (
     OTHER_SHA,
     SHA,
-    Together,
     add_failed_child,
-    after_first_list,
+    deliver_racing,
     github_annotations,
     leases,
     live,
@@ -68,7 +65,7 @@ def test_two_runs_leave_one_comment_listing_both_edited_as_they_progress(
     build = add_run(kube, on_pull_request("pipelinerun-running", "build"))
     deliver(client, live(kube, build, on_pull_request("pipelinerun-running", "build")))
     (comment,) = comments(github)
-    assert "⏳ Running" in rows(comment)["build"]
+    assert "🔄 Running" in rows(comment)["build"]
     assert "[`build`](https://dashboard.example.org/#/namespaces/ci/pipelineruns/build)" in comment["body"]
 
     lint = add_run(kube, on_pull_request("pipelinerun-running", "lint"))
@@ -103,15 +100,7 @@ def test_concurrent_first_deliveries_create_one_comment(
     for name in ("build", "lint", "docs"):
         ref = add_run(kube, on_pull_request("pipelinerun-running", name))
         events += [live(kube, ref, on_pull_request("pipelinerun-running", name))] * 2
-    meet = Together(3)
-    stop = after_first_list(kube, "PipelineRun", meet)  # all three race to create it
-    post = to_app(function_client("github").application)
-    again = [event for event, answer in post_together(post, events) if answer.status_code in (429, 503)]
-    stop()
-    assert not meet.broken, "the deliveries met"
-    for _ in range(len(again)):
-        again = [event for event, answer in post_together(post, again) if answer.status_code in (429, 503)]
-    assert not again
+    deliver_racing(kube, "github", events)
 
     (comment,) = comments(pull_request)
     assert set(rows(comment)) == {"build", "lint", "docs"}
@@ -149,16 +138,7 @@ def test_an_app_finds_its_own_comment_by_the_app_that_wrote_it(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "app.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    monkeypatch.delenv("GITHUB_TOKEN")
-    monkeypatch.setenv("GITHUB_APP_ID", str(pull_request.app_id))
-    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(key_file))
+    sign_in_as_app(monkeypatch, pull_request.app_id, tmp_path)
     client = function_client("github")
     build = add_run(kube, on_pull_request("pipelinerun-running", "build"))
     deliver(client, live(kube, build, on_pull_request("pipelinerun-running", "build")))

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.testing import FlaskClient
 
 from common import samples
@@ -23,6 +21,7 @@ from common.http import use_run_client
 from common.integration import Context
 from common.runclient import MemoryRunClient, RunRef
 from tests.conftest import Deliver, add_run, advance, body, function_client
+from tests.support.github_app import sign_in_as_app
 from tests.support.policies import use_policy
 from tests.support.receiver import post_together, to_app
 from tests.support.standins.github_issues import BOT_LOGIN, GitHubIssuesStandIn
@@ -787,25 +786,12 @@ def test_without_credentials_it_says_which_settings_are_missing(
     assert "GITHUB_TOKEN(_FILE)" in message
 
 
-@pytest.fixture
-def app_key(tmp_path: Path) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path / "app.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return path
-
-
 def test_a_github_app_is_looked_up_per_repository_and_writes_as_its_bot(
-    kube: MemoryRunClient, deliver: Deliver, monkeypatch: pytest.MonkeyPatch, app_key: Path
+    kube: MemoryRunClient, deliver: Deliver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     with GitHubIssuesStandIn() as github:
         monkeypatch.setenv("GITHUB_API_URL", github.enterprise_url)
-        monkeypatch.setenv("GITHUB_APP_ID", "1")
-        monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_FILE", str(app_key))
+        sign_in_as_app(monkeypatch, 1, tmp_path)
         client = function_client("github-issues")
         for event in (
             failing(kube, "build-1"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 from typing import Any
 
@@ -14,12 +13,13 @@ from common.coordination import SHARED_ID
 from common.runclient import MemoryRunClient, RunRef
 from common.standins.github import GitHubStandIn, JsonObject
 from tests.conftest import Deliver, add_run, advance, body, function_client
-from tests.support.receiver import post_together, to_app
 from tests.support.shared_runs import (
+    FINAL,
     OTHER_SHA,
     SHA,
-    Together,
     after_first_list,
+    deliver_racing,
+    finished_twice,
     github_annotations,
     leases,
     live,
@@ -28,7 +28,6 @@ from tests.support.shared_runs import (
 
 ROLLUP = "tekton/all"
 RECORD = "github.integrations.tekton.dev/status"
-FINAL = {"build": "pipelinerun-successful", "lint": "pipelinerun-failed", "docs": "pipelinerun-successful"}
 
 
 def rollups(github: GitHubStandIn, name: str = ROLLUP) -> list[JsonObject]:
@@ -44,35 +43,12 @@ def in_rollup(sample: str, name: str, **extra: str) -> dict[str, Any]:
     return run_event(sample, name, github_annotations(rollup=ROLLUP, **extra))
 
 
-def settle(post: Any, events: list[dict[str, Any]]) -> None:
-    """Deliver again, all at once, every event answered 429 or 503, as its sender does, until none is."""
-    for _ in range(len(events) + 1):
-        again = [event for event, answer in post_together(post, events) if answer.status_code in (429, 503)]
-        if not again:
-            return
-        events = again
-    raise AssertionError("deliveries kept being asked to come back")
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_three_runs_delivered_concurrently_with_duplicates_leave_one_rollup_in_its_final_state(
     kube: MemoryRunClient, github: GitHubStandIn, seed: int
 ) -> None:
-    events = []
-    for name, final in FINAL.items():
-        ref = add_run(kube, in_rollup("pipelinerun-running", name))
-        advance(kube, ref, in_rollup(final, name))  # every run is done before any delivery
-        events += [live(kube, ref, in_rollup(final, name))] * 2  # each delivered twice
-    random.Random(seed).shuffle(events)
-    # The three deliveries that report meet once they have looked for the rollup and listed the
-    # runs: none has seen a rollup, so all three race to create it.
-    meet = Together(3)
-    stop = after_first_list(kube, "PipelineRun", meet)
-    post = to_app(function_client("github").application)
-    answers = list(post_together(post, events))
-    stop()
-    assert not meet.broken, "the deliveries met"
-    settle(post, [event for event, answer in answers if answer.status_code in (429, 503)])
+    events = finished_twice(kube, in_rollup, seed)
+    deliver_racing(kube, "github", events)
 
     (rollup,) = rollups(github)
     assert (rollup["status"], rollup["conclusion"]) == ("completed", "failure")
@@ -227,7 +203,7 @@ def test_a_run_that_joins_a_finished_rollup_opens_the_next_one(
     "case",
     [
         ({"rollup-skipped": "success"}, "success", "Skipped (counts as success)"),
-        ({}, "cancelled", "⛔ Skipped"),
+        ({}, "cancelled", "🚫 Skipped"),
     ],
     ids=["rollup-skipped-success", "default"],
 )

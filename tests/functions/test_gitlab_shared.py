@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +10,7 @@ import pytest
 
 from common.runclient import MemoryRunClient, RunRef
 from tests.conftest import Deliver, add_run, advance, body, function_client
-from tests.support.receiver import post_together, to_app
-from tests.support.shared_runs import SHA, Together, after_first_list, leases, live, run_event
+from tests.support.shared_runs import SHA, deliver_racing, finished_twice, leases, live, run_event
 from tests.support.standins.gitlab import GitLabStandIn
 
 TOKEN = "glpat-unit-test-token-0123456789"
@@ -20,7 +18,6 @@ PROJECT = "acme/widget-service"
 ROLLUP = "tekton/all"
 MR = 12
 RECORD = "gitlab.integrations.tekton.dev/status"
-FINAL = {"build": "pipelinerun-successful", "lint": "pipelinerun-failed", "docs": "pipelinerun-successful"}
 
 
 @pytest.fixture
@@ -54,31 +51,12 @@ def record(kube: MemoryRunClient, ref: RunRef) -> dict[str, Any]:
     return json.loads(kube.runs[ref]["metadata"]["annotations"][RECORD])
 
 
-def settle(post: Any, events: list[dict[str, Any]]) -> None:
-    for _ in range(len(events) + 1):
-        events = [e for e, answer in post_together(post, events) if answer.status_code in (429, 503)]
-        if not events:
-            return
-    raise AssertionError("deliveries kept being asked to come back")
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_three_runs_delivered_concurrently_with_duplicates_leave_one_rollup_status(
     kube: MemoryRunClient, gitlab: GitLabStandIn, seed: int
 ) -> None:
-    events = []
-    for name, final in FINAL.items():
-        ref = add_run(kube, in_rollup("pipelinerun-running", name))
-        advance(kube, ref, in_rollup(final, name))
-        events += [live(kube, ref, in_rollup(final, name))] * 2
-    random.Random(seed).shuffle(events)
-    meet = Together(3)
-    stop = after_first_list(kube, "PipelineRun", meet)
-    post = to_app(function_client("gitlab").application)
-    answers = list(post_together(post, events))
-    stop()
-    assert not meet.broken, "the deliveries met"
-    settle(post, [e for e, answer in answers if answer.status_code in (429, 503)])
+    events = finished_twice(kube, in_rollup, seed)
+    deliver_racing(kube, "gitlab", events)
 
     (rollup,) = rollup_statuses(gitlab)
     assert rollup["status"] == "failed"
@@ -125,7 +103,7 @@ def test_two_runs_leave_one_merge_request_note_listing_both(
     first_body = note["body"]
     assert "`build`" in first_body
     assert "`lint`" in first_body
-    assert "⏳ Running" in first_body
+    assert "🔄 Running" in first_body
 
     someone = gitlab.add_note(PROJECT, MR, first_body.splitlines()[0] + "\nforged")
     advance(kube, refs["build"], on_merge_request("pipelinerun-successful", "build"))
@@ -149,13 +127,7 @@ def test_concurrent_first_deliveries_create_one_note(kube: MemoryRunClient, gitl
         events.append(live(kube, ref, on_merge_request("pipelinerun-running", name)))
     # GitLab claims no running state: each delivery reaches the note, duplicates too, so the race
     # is run with one delivery per run, and the duplicates follow, all at once.
-    meet = Together(3)
-    stop = after_first_list(kube, "PipelineRun", meet)
-    post = to_app(function_client("gitlab").application)
-    answers = list(post_together(post, events))
-    stop()
-    assert not meet.broken, "the deliveries met"
-    settle(post, [e for e, answer in answers if answer.status_code in (429, 503)] + events)
+    deliver_racing(kube, "gitlab", events, then=events)
 
     (note,) = gitlab.notes(PROJECT, MR)
     assert all(f"`{name}`" in note["body"] for name in ("build", "lint", "docs"))

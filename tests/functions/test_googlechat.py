@@ -22,6 +22,7 @@ from common.runclient import MemoryRunClient, RunRef
 from tests.conftest import Deliver, add_run, advance, body, function_client, written_texts
 from tests.support.policies import use_policy
 from tests.support.receiver import post_together, to_app
+from tests.support.reports import FAILING_TEST, LOG_TOKEN, log_failed_step, mount_templates, pod_log_reads
 from tests.support.standins.googlechat import GoogleChatStandIn, widgets
 
 RECORD = "googlechat.integrations.tekton.dev/status"
@@ -629,26 +630,18 @@ def test_the_webhook_url_is_in_no_text_even_when_google_chat_echoes_it(  # noqa:
 
 # -- templates and the failed steps' logs --------------------------------------------------------------
 
-POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
-LOG_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
-LOG = [
-    "=== RUN TestWidget",
-    f"    widget_test.go:42: <pushing> with {LOG_TOKEN}",
-    "--- FAIL: TestWidget (0.01s)",
-]
-
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
-    mount = tmp_path / "templates"
-    mount.mkdir()
-    (mount / "short.googlechat.j2").write_text(
-        "<b>{{ run.definition }}</b> {{ run.headline }}, owner {{ run.annotations.owner }}", encoding="utf-8"
+    return mount_templates(
+        tmp_path,
+        monkeypatch,
+        {
+            "short.googlechat.j2": "<b>{{ run.definition }}</b> {{ run.headline }}, "
+            "owner {{ run.annotations.owner }}",
+            "evil.j2": "{{ run.__class__ }}",
+        },
     )
-    (mount / "evil.j2").write_text("{{ run.__class__ }}", encoding="utf-8")
-    monkeypatch.setenv("TI_TEMPLATES_DIR", str(mount))
-    return mount
 
 
 def failed_with(kube: MemoryRunClient, **settings: str) -> tuple[dict[str, Any], RunRef]:
@@ -700,7 +693,7 @@ def test_the_failed_steps_last_lines_are_a_section_of_the_card(
     kube: MemoryRunClient, chat: Chat, deliver: Deliver
 ) -> None:
     failed, _ = failed_with(kube, **{"log-lines": "2"})
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *FAILING_TEST)
 
     assert deliver(function_client("googlechat"), failed).status_code == 200
 
@@ -724,11 +717,11 @@ def test_the_failed_steps_last_lines_are_a_section_of_the_card(
 
 def test_without_log_lines_no_log_is_read(kube: MemoryRunClient, chat: Chat, deliver: Deliver) -> None:
     failed, _ = failed_with(kube)
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *FAILING_TEST)
 
     assert deliver(function_client("googlechat"), failed).status_code == 200
 
-    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert not pod_log_reads(kube)
     assert "last lines" not in card_text(chat.standin.posted(SPACE_ID)[0])
 
 
@@ -736,7 +729,7 @@ def test_huge_logs_keep_the_message_within_chats_limit_and_their_newest_lines(
     kube: MemoryRunClient, chat: Chat, templates: Path, deliver: Deliver
 ) -> None:
     failed, _ = failed_with(kube, template="short", **{"log-lines": "200"})
-    kube.pod_logs[POD] = "".join(f"line {i}: " + "<&>\x02ü" * 120 + "\n" for i in range(300))
+    log_failed_step(kube, *(f"line {i}: " + "<&>\x02ü" * 120 for i in range(300)))
 
     assert deliver(function_client("googlechat"), failed).status_code == 200
 

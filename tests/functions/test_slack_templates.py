@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from common.runclient import MemoryRunClient, RunRef
-from common.templates import TEMPLATES_DIR_ENV
 from tests.conftest import Deliver, advance, function_client
 from tests.functions.test_slack import (
     POST,
@@ -25,6 +24,7 @@ from tests.functions.test_slack import (
     slack,
     webhook,
 )
+from tests.support.reports import LOG_TOKEN, log_failed_step, mount_templates, pod_log_reads
 from tests.support.standins.slack import SlackStandIn
 
 __all__ = ["slack", "webhook"]  # the fixtures, shared with test_slack.py
@@ -32,10 +32,8 @@ __all__ = ["slack", "webhook"]  # the fixtures, shared with test_slack.py
 PREFIX = "slack.integrations.tekton.dev/"
 DASHBOARD = "https://dashboard.example.org"
 RUN_URL = f"{DASHBOARD}/#/namespaces/ci/pipelineruns/build-and-test-run-q4m9z"
-POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
-TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
 LOG = [f"=== RUN TestWidget/case-{i}" for i in range(8)] + [
-    f"    widget_test.go:42: pushing with {TOKEN}",
+    f"    widget_test.go:42: pushing with {LOG_TOKEN}",
     "--- FAIL: TestWidget (0.01s)",
 ]
 SHORT = (
@@ -54,14 +52,12 @@ SHORT_TEXT = (
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
-    mount = tmp_path / "templates"
-    mount.mkdir()
-    (mount / "short.slack.j2").write_text(SHORT, encoding="utf-8")
-    (mount / "evil.j2").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}", encoding="utf-8")
-    monkeypatch.setenv(TEMPLATES_DIR_ENV, str(mount))
     monkeypatch.setenv("TEKTON_DASHBOARD_URL", DASHBOARD)
-    return mount
+    return mount_templates(
+        tmp_path,
+        monkeypatch,
+        {"short.slack.j2": SHORT, "evil.j2": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
+    )
 
 
 def configure(kube: MemoryRunClient, ref: RunRef, *events: dict[str, Any], **settings: str) -> None:
@@ -77,10 +73,6 @@ def owned_by(kube: MemoryRunClient, ref: RunRef, *events: dict[str, Any]) -> Non
         event["data"]["pipelineRun"]["metadata"]["annotations"] for event in events
     ]:
         held["owner"] = "<!channel> & team"
-
-
-def pod_log_reads(kube: MemoryRunClient) -> int:
-    return len([call for call in kube.calls if call[0] == "pod_log"])
 
 
 def blocks_text(blocks: list[dict[str, Any]] | None) -> list[str]:
@@ -161,17 +153,17 @@ def test_the_failed_steps_last_lines_go_into_the_runs_thread_once_with_tokens_ma
 ) -> None:
     running, failed, ref = failing_run(kube)
     configure(kube, ref, running, failed, log_lines="3")
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
     client = function_client("slack")
 
     deliver(client, running)
-    assert pod_log_reads(kube) == 0, "a running run's logs are never read"
+    assert not pod_log_reads(kube), "a running run's logs are never read"
     advance(kube, ref, failed)
     for event in (failed, failed, running):
         assert deliver(client, event).status_code == 200
 
     assert chat_calls(slack) == [POST, UPDATE, POST]
-    assert pod_log_reads(kube) == 1
+    assert len(pod_log_reads(kube)) == 1
     main, reply = slack.messages.values()
     assert reply["thread_ts"] == main["ts"]
     (section,) = blocks_text(reply["attachments"][0]["blocks"])
@@ -180,7 +172,7 @@ def test_the_failed_steps_last_lines_go_into_the_runs_thread_once_with_tokens_ma
         "```\n=== RUN TestWidget/case-7\n    widget_test.go:42: pushing with [REDACTED]\n"
         "--- FAIL: TestWidget (0.01s)\n```"
     )
-    assert TOKEN not in json.dumps(slack.messages)
+    assert LOG_TOKEN not in json.dumps(slack.messages)
     assert "The failed steps' last lines are in the thread" in all_text(main)
     assert "*unit-tests* (StepFailed)" in all_text(main), "without thread-failures the details stay"
     assert message_ids(kube, ref) == {"ts": main["ts"], "channel": "C0WIDGETCI", "details-ts": reply["ts"]}
@@ -191,11 +183,11 @@ def test_without_log_lines_no_log_is_read(
 ) -> None:
     _, failed, ref = failing_run(kube)
     advance(kube, ref, failed)
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
 
     assert deliver(function_client("slack"), failed).status_code == 200
 
-    assert pod_log_reads(kube) == 0
+    assert not pod_log_reads(kube)
     assert chat_calls(slack) == [POST]
 
 
@@ -205,7 +197,7 @@ def test_failure_details_and_logs_share_one_thread_reply(
     _, failed, ref = failing_run(kube)
     advance(kube, ref, failed)
     configure(kube, ref, failed, log_lines="2", thread_failures="true")
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
 
     assert deliver(function_client("slack"), failed).status_code == 200
 
@@ -223,7 +215,7 @@ def test_a_template_and_the_logs_together(
     advance(kube, ref, failed)
     configure(kube, ref, failed, log_lines="1", template="short")
     owned_by(kube, ref, failed)
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
 
     assert deliver(function_client("slack"), failed).status_code == 200
 
@@ -241,7 +233,7 @@ def test_a_webhook_shows_the_logs_in_its_message(
     _, failed, ref = failing_run(kube)
     advance(kube, ref, failed)
     configure(kube, ref, failed, log_lines="2")
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
 
     assert deliver(function_client("slack"), failed).status_code == 200
 
@@ -250,4 +242,4 @@ def test_a_webhook_shows_the_logs_in_its_message(
     assert "pushing with [REDACTED]" in shown
     assert "--- FAIL: TestWidget (0.01s)" in shown
     assert "in the thread" not in shown
-    assert TOKEN not in shown
+    assert LOG_TOKEN not in shown

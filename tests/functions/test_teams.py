@@ -21,6 +21,7 @@ from common.runclient import MemoryRunClient, RunRef
 from common.status import CLAIM_TTL
 from tests.conftest import Deliver, add_run, advance, body, event_request, function_client, written_texts
 from tests.support.policies import use_policy
+from tests.support.reports import LOG_TOKEN, log_failed_step, mount_templates, pod_log_reads
 from tests.support.standins.teams import TEAMS_MESSAGE_LIMIT, TeamsStandIn
 
 RECORD = "teams.integrations.tekton.dev/status"
@@ -751,8 +752,6 @@ def test_a_forged_record_can_only_hold_its_own_runs_card_back(
 
 # -- templates and the failed steps' logs --------------------------------------------------------------
 
-POD = ("ci", "build-and-test-run-q4m9z-unit-tests-pod", "step-run-tests")
-LOG_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ"
 LOG = [
     "=== RUN TestWidget",
     f"    widget_test.go:42: pushing with {LOG_TOKEN}",
@@ -762,17 +761,16 @@ LOG = [
 
 @pytest.fixture
 def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The ConfigMap ``tekton-integrations-templates`` as the kubelet mounts it."""
-    mount = tmp_path / "templates"
-    mount.mkdir()
-    (mount / "short.teams.j2").write_text(
-        "**{{ run.definition }}** {{ run.headline }}, owner {{ run.annotations.owner }}\n"
-        "{% for t in failed_tasks %}- {{ t.name }}: {{ t.reason }}\n{% endfor %}",
-        encoding="utf-8",
+    return mount_templates(
+        tmp_path,
+        monkeypatch,
+        {
+            "short.teams.j2": "**{{ run.definition }}** {{ run.headline }}, "
+            "owner {{ run.annotations.owner }}\n"
+            "{% for t in failed_tasks %}- {{ t.name }}: {{ t.reason }}\n{% endfor %}",
+            "broken.j2": "{{ run.no_such_fact }}",
+        },
     )
-    (mount / "broken.j2").write_text("{{ run.no_such_fact }}", encoding="utf-8")
-    monkeypatch.setenv("TI_TEMPLATES_DIR", str(mount))
-    return mount
 
 
 def failed_with(kube: MemoryRunClient, **values: str) -> tuple[dict[str, Any], RunRef]:
@@ -827,7 +825,7 @@ def test_the_failed_steps_last_lines_are_a_monospace_block_in_the_card(
     kube: MemoryRunClient, teams: TeamsStandIn, deliver: Deliver
 ) -> None:
     failed, _ = failed_with(kube, **{"log-lines": "2"})
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
 
     assert outcome(deliver(function_client("teams"), failed)) == "reported"
 
@@ -852,11 +850,11 @@ def test_without_log_lines_the_card_reads_no_log(
     kube: MemoryRunClient, teams: TeamsStandIn, deliver: Deliver
 ) -> None:
     failed, _ = failed_with(kube)
-    kube.pod_logs[POD] = "\n".join(LOG) + "\n"
+    log_failed_step(kube, *LOG)
 
     assert outcome(deliver(function_client("teams"), failed)) == "reported"
 
-    assert not [call for call in kube.calls if call[0] == "pod_log"]
+    assert not pod_log_reads(kube)
     assert "The failed steps' last lines" not in shown(teams.cards(CHANNEL)[0])
 
 
@@ -865,7 +863,7 @@ def test_huge_logs_and_a_huge_template_are_cut_to_fit_teams_message_limit(
 ) -> None:
     (templates / "huge.j2").write_text("{% for i in range(1900) %}ünïcødé\x02 {% endfor %}", encoding="utf-8")
     failed, ref = failed_with(kube, template="huge", **{"log-lines": "200"})
-    kube.pod_logs[POD] = "".join(f"line {i}: " + "\x01ü" * 200 + "\n" for i in range(300))
+    log_failed_step(kube, *(f"line {i}: " + "\x01ü" * 200 for i in range(300)))
 
     assert outcome(deliver(function_client("teams"), failed)) == "reported"
 

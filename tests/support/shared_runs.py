@@ -1,23 +1,30 @@
 """Several runs on one commit, for the reports they share (a rollup, a pull-request comment):
-Tekton's sample events renamed into distinct runs, their child TaskRuns, and the Lease a shared
-report is claimed with."""
+Tekton's sample events renamed into distinct runs, their child TaskRuns, the Lease a shared
+report is claimed with, and their deliveries racing to create it."""
 
 from __future__ import annotations
 
 import copy
+import random
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from werkzeug.test import TestResponse
 
 from common import samples
 from common.coordination import LEASE_API, LEASES
 from common.events import RunKind
 from common.runclient import MemoryRunClient, RunRef
+from tests.conftest import add_run, advance, function_client
+from tests.support.receiver import Event, post_together, to_app
 
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
 OTHER_SHA = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 NAMESPACE = "ci"
+FINAL = {"build": "pipelinerun-successful", "lint": "pipelinerun-failed", "docs": "pipelinerun-successful"}
+"""Three runs on the commit, and the sample each finishes as."""
 _UIDS = uuid.UUID("3f0c8a52-6d1e-4b7a-9c25-8e4f1d0b6a73")
 
 
@@ -127,3 +134,43 @@ class Together:
     @property
     def broken(self) -> bool:
         return self._barrier.broken
+
+
+def finished_twice(kube: MemoryRunClient, event: Callable[[str, str], Event], seed: int) -> list[Event]:
+    """The ``FINAL`` runs, each in the store and done before any delivery, their final events
+    (``event(sample, name)``) each twice, shuffled by ``seed``."""
+    events = []
+    for name, final in FINAL.items():
+        ref = add_run(kube, event("pipelinerun-running", name))
+        advance(kube, ref, event(final, name))
+        events += [live(kube, ref, event(final, name))] * 2
+    random.Random(seed).shuffle(events)
+    return events
+
+
+def deliver_racing(
+    kube: MemoryRunClient, function: str, events: list[Event], *, then: Iterable[Event] = ()
+) -> None:
+    """Deliver ``events`` to ``function`` all at once. One delivery of each run goes on to the
+    shared report (a run's claim holds back its duplicates); these meet once each has listed the
+    PipelineRuns: none has seen another's report, so all race to create it. Then deliver again,
+    all at once, the events answered 429 or 503 and ``then``, and again those answered 429 or 503,
+    as their sender does, until none is."""
+    post = to_app(function_client(function).application)
+    meet = Together(len({samples.run_object(event)[1]["metadata"]["uid"] for event in events}))
+    stop = after_first_list(kube, "PipelineRun", meet)
+    try:
+        answers = list(post_together(post, events))
+    finally:
+        stop()
+    assert not meet.broken, "the deliveries met"
+    again = [*_to_redeliver(answers), *then]
+    rounds = len(again) + 1
+    while again:
+        assert rounds, "deliveries kept being asked to come back"
+        again = _to_redeliver(post_together(post, again))
+        rounds -= 1
+
+
+def _to_redeliver(answers: Iterable[tuple[Event, TestResponse]]) -> list[Event]:
+    return [event for event, answer in answers if answer.status_code in (429, 503)]
