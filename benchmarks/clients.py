@@ -1,9 +1,10 @@
-"""CPU per HTTP request of the clients the GitHub function uses, next to plainer ones.
+"""CPU per HTTP request of the clients the GitHub function uses, next to others.
 
 Same requests, same servers, the calling thread's CPU (``time.thread_time()``, which includes the
-kernel's socket and TLS work on its behalf): the runtime's Kubernetes client (``kubernetes``)
-against plain ``urllib3`` on realkube, and PyGithub against ``requests`` and ``urllib3`` on the
-GitHub stand-in. It shows how much of the per-event CPU is the client libraries' own overhead.
+kernel's socket and TLS work on its behalf): the runtime's Kubernetes client (``common.kube``)
+against plain ``urllib3`` on realkube, and the function's GitHub client
+(``functions/github/rest.py``) against PyGithub (what it used before), ``requests`` and plain
+``urllib3`` on the GitHub stand-in. It shows how much of the per-event CPU is the clients' own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from benchmarks.workload import RUNNING, run_event
 from common import kube
 from common.runclient import RunRef
 from common.standins.github import GitHubStandIn
+from functions.github.rest import Api, Connections, Repo
 
 SHA = "9f1c2e7b4a6d8e0f1a2b3c4d5e6f708192a3b4c5"
 WARMUP = 5
@@ -47,7 +49,7 @@ def _cpu_ms(call: Callable[[int], Any], count: int) -> float:
 
 
 def github(standin: GitHubStandIn, count: int) -> list[ClientCost]:
-    """Create a check run: PyGithub (as the function does) vs ``requests`` vs ``urllib3``."""
+    """Create a check run: the function's client vs PyGithub vs ``requests`` vs ``urllib3``."""
     url = f"{standin.url}/repos/acme/widget-service/check-runs"
     headers = {"Authorization": "token bench", "Accept": "application/vnd.github+json"}
 
@@ -65,6 +67,10 @@ def github(standin: GitHubStandIn, count: int) -> list[ClientCost]:
     bare = requests.Session()
     bare.trust_env = False  # no proxy/netrc lookups in the environment on every request
     pool = urllib3.PoolManager()
+    repo = Repo(Api(standin.url, "token bench", Connections(10.0)), "acme", "widget-service")
+
+    def with_rest(index: int) -> object:
+        return repo.create_check_run(body(index))["id"]
 
     def with_pygithub(index: int) -> object:
         return pygithub.get_repo("acme/widget-service").create_check_run(**body(index)).id
@@ -83,7 +89,11 @@ def github(standin: GitHubStandIn, count: int) -> list[ClientCost]:
         return json.loads(answer.data)["id"]
 
     return [
-        ClientCost("GitHub: PyGithub `create_check_run` (as the function)", _cpu_ms(with_pygithub, count)),
+        ClientCost(
+            "GitHub: `Repo.create_check_run` (functions/github/rest.py, as the function)",
+            _cpu_ms(with_rest, count),
+        ),
+        ClientCost("GitHub: PyGithub `create_check_run` (before)", _cpu_ms(with_pygithub, count)),
         ClientCost("GitHub: `requests.Session().post`", _cpu_ms(with_requests, count)),
         ClientCost(
             "GitHub: `requests`, `trust_env = False`",
@@ -132,11 +142,12 @@ def kubernetes(cluster: Cluster, namespace: str, count: int) -> list[ClientCost]
 
     return [
         ClientCost(
-            "Kubernetes: `KubeRunClient.get` (kubernetes client)", _cpu_ms(lambda _: runs.get(ref), count)
+            "Kubernetes: `KubeRunClient.get` (common.kube, as the function)",
+            _cpu_ms(lambda _: runs.get(ref), count),
         ),
         ClientCost("Kubernetes: `urllib3` GET", _cpu_ms(lambda _: raw("GET"), count)),
         ClientCost(
-            "Kubernetes: `KubeRunClient.patch` (kubernetes client)",
+            "Kubernetes: `KubeRunClient.patch` (common.kube, as the function)",
             _cpu_ms(lambda index: runs.patch(ref, patch(index)), count),
         ),
         ClientCost(

@@ -83,7 +83,7 @@ def machine() -> list[str]:
             "Flask",
             "cloudevents",
             "pydantic",
-            "PyGithub",
+            "urllib3",
             "kubernetes",
         )
     )
@@ -257,7 +257,8 @@ def cpu_section(
         f"(p10-p90) of {counts} events per kind after a warm-up. With the in-memory store its own CPU "
         "(deep copies standing in for the API server) is subtracted; with realkube the Kubernetes "
         "client's work counts. In brackets: p10-p90, and the medians spent inside the Kubernetes client "
-        "and inside the integration's `report` (PyGithub, requests); the rest is Flask, "
+        "and inside the integration's `report` (the GitHub REST client, the check run's content); the "
+        "rest is Flask, "
         "functions-framework, cloudevents and the runtime.",
         "",
         *table(header, rows),
