@@ -20,11 +20,14 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
+from typing import TYPE_CHECKING
 
 from common import Run
 from common.errors import clip
-from common.steplogs import StepLog, as_plain
 from common.summary import TaskOutcome, format_duration, headline
+
+if TYPE_CHECKING:  # step logs load with the first message that shows them
+    from common.steplogs import StepLog
 
 POLICY = SMTP.clone(max_line_length=998)
 """RFC 5322's hard line limit: CPython folds a long ``[Tekton] ...`` subject right after the
@@ -65,6 +68,8 @@ def body(
 ) -> Body:
     """The body for ``run``'s current state: its facts, or ``text`` (an operator's template's
     output), then ``logs``."""
+    from common.steplogs import as_plain  # noqa: PLC0415 -- loaded with the first message
+
     log_text = as_plain(logs, LOG_LIMIT)
     lines = _facts(run, tasks, link) if text is None else [text]
     parts = [_html(run, tasks, link)] if text is None else [f"{PRE}{html.escape(text)}</pre>"]

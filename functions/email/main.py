@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from email.utils import parseaddr
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field
 
@@ -30,11 +30,12 @@ from common import (
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
-from common.steplogs import what_failed
-from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.email.addresses import domain, recipients
 from functions.email.compose import Body, body, compose, subject
 from functions.email.delivery import FAULTS, SmtpSettings, describe_refused, send
+
+if TYPE_CHECKING:  # the message's templates load with the first message
+    from common.templates import Message, Rendered
 
 MAX_RECIPIENTS = 50
 PHASE_KEY = "phase"
@@ -78,6 +79,9 @@ def _message_id(ctx: Ctx, sender: str) -> str:
 
 def _outgoing(ctx: Ctx) -> tuple[Rendered, Body]:
     """The body for the run's current state, and the template's text or the default one."""
+    from common.steplogs import what_failed  # noqa: PLC0415 -- loaded with the first message
+    from common.templates import render, template_text  # noqa: PLC0415 -- loaded with the first message
+
     run, failed = ctx.run, what_failed(ctx)
 
     def default() -> str:
@@ -90,12 +94,16 @@ def _outgoing(ctx: Ctx) -> tuple[Rendered, Body]:
 
 def message(ctx: Ctx) -> Message:
     """What ``report`` mails for the run's current state, without mailing it (``render``)."""
+    from common.templates import Message  # noqa: PLC0415 -- loaded with the first message
+
     rendered, content = _outgoing(ctx)
     payload = {"subject": subject(ctx.run), "text": content.text, "html": content.html}
     return Message(rendered, payload)
 
 
 def report(ctx: Ctx) -> Report:
+    from common.templates import with_fallback  # noqa: PLC0415 -- loaded with the first message
+
     config, run = ctx.config, ctx.run
     settings = ctx.settings.checked()
     assert settings.from_ is not None

@@ -23,12 +23,14 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import Run, RunPhase
 from common.errors import clip
-from common.steplogs import StepLog, as_plain
 from common.summary import TaskOutcome, format_duration, headline, one_line
+
+if TYPE_CHECKING:  # step logs load with the first message that shows them
+    from common.steplogs import StepLog
 
 TEXT_LIMIT = 4096
 MESSAGE_BYTES = 32_000
@@ -74,6 +76,8 @@ def run_message(
     operator's template's output, instead of the card's facts and tasks; ``logs``: the failed
     steps' last lines."""
     shown = min(len(tasks), MAX_TASKS)
+    from common.steplogs import as_plain  # noqa: PLC0415 -- loaded with the first message
+
     log_text = as_plain(logs, LOG_LIMIT)
 
     def built() -> JsonObject:

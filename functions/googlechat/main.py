@@ -19,6 +19,7 @@ it is trusted, and it can only suppress a phase (``wants``), never redirect a po
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -32,12 +33,13 @@ from common import (
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
-from common.steplogs import what_failed
-from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.googlechat.card import JsonObject, plain_text, run_message
 from functions.googlechat.client import post
 from functions.googlechat.errors import FAULTS
 from functions.googlechat.spaces import GoogleChatSettings, SpaceName, webhook
+
+if TYPE_CHECKING:  # the message's templates load with the first message
+    from common.templates import Message, Rendered
 
 PHASE_KEY = "phase"
 DEFAULT_STATES = STATE_NAMES["started"] | STATE_NAMES["finished"]
@@ -58,6 +60,9 @@ Ctx = Context[GoogleChatConfig, GoogleChatSettings]
 
 def _outgoing(ctx: Ctx) -> tuple[Rendered, JsonObject]:
     """The message for the run's current state, and the template's text or the default one."""
+    from common.steplogs import what_failed  # noqa: PLC0415 -- loaded with the first message
+    from common.templates import render, template_text  # noqa: PLC0415 -- loaded with the first message
+
     run, failed = ctx.run, what_failed(ctx)
     default = partial(plain_text, run, failed.tasks)
     rendered = render(ctx, "googlechat", default, children=failed.children, step_logs=failed.step_logs)
@@ -70,11 +75,15 @@ def _outgoing(ctx: Ctx) -> tuple[Rendered, JsonObject]:
 
 def message(ctx: Ctx) -> Message:
     """What ``report`` posts for the run's current state, without posting it (``render``)."""
+    from common.templates import Message  # noqa: PLC0415 -- loaded with the first message
+
     rendered, body = _outgoing(ctx)
     return Message(rendered, body)
 
 
 def report(ctx: Ctx) -> Report:
+    from common.templates import with_fallback  # noqa: PLC0415 -- loaded with the first message
+
     run, space = ctx.run, ctx.config.space
     hook = webhook(ctx.settings, space)  # GoogleChatSpaceNotConfigured before anything is sent
     rendered, body = _outgoing(ctx)

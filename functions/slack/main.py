@@ -25,7 +25,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -42,9 +42,7 @@ from common import (
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
 from common.errors import IntegrationError
 from common.settings import PerSettings
-from common.steplogs import what_failed
 from common.summary import headline
-from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.slack.client import SlackBot, SlackSettings, SlackWebhook
 from functions.slack.errors import FAULTS
 from functions.slack.message import (
@@ -63,6 +61,9 @@ from functions.slack.ownership import (
     signing_key,
     verified,
 )
+
+if TYPE_CHECKING:  # the message's templates load with the first message
+    from common.templates import Message, Rendered
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ def _outgoing(ctx: Ctx) -> _Outgoing:
     """The messages for the run's current state: the template's text or the default one, the
     tasks that did not succeed and the failed steps' last lines (read only for a failed run that
     asks for ``log-lines``)."""
+    from common.steplogs import what_failed  # noqa: PLC0415 -- loaded with the first message
+    from common.templates import render, template_text  # noqa: PLC0415 -- loaded with the first message
+
     run, url, failed = ctx.run, ctx.run_url, what_failed(ctx)
     tasks, logs = failed.tasks, failed.step_logs
     rendered = render(ctx, "slack", lambda: fallback_text(run), children=failed.children, step_logs=logs)
@@ -128,6 +132,8 @@ def _outgoing(ctx: Ctx) -> _Outgoing:
 
 def message(ctx: Ctx) -> Message:
     """What ``report`` sends for the run's current state, without sending it (``render``)."""
+    from common.templates import Message  # noqa: PLC0415 -- loaded with the first message
+
     out = _outgoing(ctx)
     if _webhook(ctx.settings):
         return Message(out.rendered, {"message": out.inline.as_kwargs()})
@@ -136,6 +142,8 @@ def message(ctx: Ctx) -> Message:
 
 
 def report(ctx: Ctx) -> Report:
+    from common.templates import with_fallback  # noqa: PLC0415 -- loaded with the first message
+
     out = _outgoing(ctx)
     if ctx.settings.mode() == "webhook":
         SlackWebhook(ctx.settings).send(out.inline, ctx.config.channel)

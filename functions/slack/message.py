@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import Run, RunPhase
-from common.steplogs import StepLog, as_markdown
 from common.summary import TaskOutcome, format_duration, headline, one_line
+
+if TYPE_CHECKING:  # step logs load with the first message that shows them
+    from common.steplogs import StepLog
 
 TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -159,6 +161,8 @@ def thread_reply(run: Run, tasks: Sequence[TaskOutcome], logs: Sequence[StepLog]
 def log_sections(logs: Sequence[StepLog]) -> list[dict[str, Any]]:
     """One section per failed step: where it is, then its last lines in a code block; the oldest
     lines are left out to keep within ``TEXT_LIMIT`` (``common.steplogs.as_markdown``)."""
+    from common.steplogs import as_markdown  # noqa: PLC0415 -- loaded with the first message
+
     shown = (as_markdown([_escaped_log(log)], TEXT_LIMIT) for log in logs)
     return [_section(text) for text in shown if text]
 

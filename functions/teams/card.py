@@ -28,12 +28,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import Run, RunPhase
 from common.errors import clip
-from common.steplogs import StepLog, as_plain
 from common.summary import TaskOutcome, format_duration, headline, one_line
+
+if TYPE_CHECKING:  # step logs load with the first message that shows them
+    from common.steplogs import StepLog
 
 TEAMS_MESSAGE_LIMIT = 28 * 1024
 """Teams' documented limit for one posted message, card included ("about 28 KB")."""
@@ -98,6 +100,8 @@ def message(
         head = [head[0], *_text(text), head[-1]]
     section = [_task(task) for task in tasks[:MAX_TASKS_SHOWN]] if text is None else []
     shown = len(tasks) if text is None else 0
+    from common.steplogs import as_plain  # noqa: PLC0415 -- loaded with the first message
+
     log_text = as_plain(logs, LOG_LIMIT)
 
     def encoded() -> bytes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator
 
@@ -35,10 +35,11 @@ from common import (
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
 from common.errors import IntegrationError
-from common.steplogs import what_failed
-from common.templates import Message, Rendered, render, template_text, with_fallback
 from functions.teams import card
 from functions.teams.workflow import FAULTS, TeamsSettings, channel_url, post
+
+if TYPE_CHECKING:  # the message's templates load with the first message
+    from common.templates import Message, Rendered
 
 PHASE_KEY = "phase"
 NOTIFICATION_KEY = "notification-id"
@@ -72,6 +73,9 @@ Ctx = Context[TeamsConfig, TeamsSettings]
 
 def _outgoing(ctx: Ctx) -> tuple[Rendered, bytes]:
     """The card for the run's current state, and the template's text or the default one."""
+    from common.steplogs import what_failed  # noqa: PLC0415 -- loaded with the first message
+    from common.templates import render, template_text  # noqa: PLC0415 -- loaded with the first message
+
     run, failed = ctx.run, what_failed(ctx)
     rendered = render(
         ctx, "teams", lambda: card.fallback_text(run), children=failed.children, step_logs=failed.step_logs
@@ -85,11 +89,15 @@ def _outgoing(ctx: Ctx) -> tuple[Rendered, bytes]:
 
 def message(ctx: Ctx) -> Message:
     """What ``report`` posts for the run's current state, without posting it (``render``)."""
+    from common.templates import Message  # noqa: PLC0415 -- loaded with the first message
+
     rendered, body = _outgoing(ctx)
     return Message(rendered, json.loads(body))
 
 
 def report(ctx: Ctx) -> Report:
+    from common.templates import with_fallback  # noqa: PLC0415 -- loaded with the first message
+
     run, channel = ctx.run, ctx.config.channel
     url = channel_url(ctx.settings, channel)
     notification = _notification_id(ctx)

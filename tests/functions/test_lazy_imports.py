@@ -28,7 +28,7 @@ from common.standins.github import GitHubStandIn
 
 REAL = (
     "github", "requests", "urllib3", "jwt", "cryptography", "nacl.public", "kubernetes", "yaml",
-    "slack_sdk", "gitlab", "jinja2.sandbox",
+    "slack_sdk", "gitlab", "jinja2.sandbox", "common.steplogs", "common.templates",
 )
 
 def loaded():
@@ -83,7 +83,9 @@ def test_the_github_function_loads_urllib3_for_its_first_report_and_never_app_si
     assert steps["ignored outcome"] == "ignored"
     assert steps["ignored"] == [], "an ignored run loads nothing more"
     assert steps["reported outcome"] == "reported"
-    assert steps["reported"] == ["urllib3"], "no PyGithub or requests; a token signs nothing"
+    assert steps["reported"] == ["common.steplogs", "common.templates", "urllib3"], (
+        "no PyGithub or requests; a token signs nothing; no template engine for a run naming none"
+    )
 
 
 SOURCES = [
