@@ -59,7 +59,7 @@ class Context(Generic[ConfigT, SettingsT]):
     """The child TaskRuns once read, so a message and its step logs read them once."""
 
     def child_runs(self) -> list[Run]:
-        """The run's child TaskRuns as they are now: one API read each, the first time it is asked."""
+        """The run's child TaskRuns as they are now (``common.children``), read the first time it is asked."""
         if not self._children:
             self._children.append(self.load_children(self.run))
         return list(self._children[0])

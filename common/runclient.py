@@ -37,6 +37,7 @@ class RunRef:
         return f"{self.resource}/{self.namespace}/{self.name}"
 
 
+@runtime_checkable
 class RunClient(Protocol):
     """Reads and patches Tekton runs. Errors: ``RunNotFoundError``, ``ConflictError``,
     ``KubernetesUnavailableError``; permission problems are ``PermanentError``."""

@@ -33,11 +33,11 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal
 
 from common import deadline, metrics, tracing
+from common.children import read_children
 from common.config import ConfigT, load_config, opted_in, settings_from_annotations
 from common.errors import (
     ConflictError,
     IntegrationError,
-    MalformedEventError,
     PermanentError,
     RunNotFoundError,
     TargetNotAllowedError,
@@ -47,11 +47,10 @@ from common.events import Run, RunEvent
 from common.integration import Context, Integration, SettingsT
 from common.policy import Destinations, load_policy
 from common.redaction import redact
-from common.runclient import ClusterAccess, RunClient, RunRef
+from common.runclient import ClusterAccess, RunClient
 from common.settings import RuntimeSettings
 from common.status import ConditionStatus, IntegrationStatus, RunState, new_record
 from common.store import StatusStore, ref_of
-from common.summary import child_references
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,6 @@ MAX_DECISIONS = 4
 """Conditional writes lost in a row before the event is handed back for redelivery."""
 MAX_UNWRITTEN = 1000
 """Records kept in memory after a side effect whose record could not be written."""
-MAX_CHILDREN = 50
-"""Child TaskRuns read at most for a summary of failed tasks."""
 BUSY_RETRY_AFTER = 2.0
 """Seconds a delivery waits while another one holds the claim for a different run state."""
 
@@ -192,7 +189,7 @@ class Processor(Generic[ConfigT, SettingsT]):
             settings=settings,
             record=record,
             runtime=self.settings,
-            load_children=self._children,
+            load_children=lambda run: read_children(self.client, run),
             event=event,
             cluster=self.client if isinstance(self.client, ClusterAccess) else None,
         )
@@ -254,16 +251,6 @@ class Processor(Generic[ConfigT, SettingsT]):
             namespace_policy = load_policy().for_namespace(ctx.run.namespace)
             for value in values:
                 namespace_policy.require(self.integration.name, rule, value)
-
-    def _children(self, run: Run) -> list[Run]:
-        children = []
-        with deadline.suspended():  # the Kubernetes client's pool is shared: it keeps its own timeouts
-            for _, name in child_references(run)[:MAX_CHILDREN]:
-                try:
-                    children.append(self.store.load(RunRef("TaskRun", run.namespace, name)))
-                except (RunNotFoundError, IntegrationError, MalformedEventError):
-                    continue  # a vanished or unreadable child only makes the summary shorter
-        return children
 
     def _skip_reason(self, record: IntegrationStatus | None, state: RunState) -> Outcome | None:
         if record is None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from common import templates
+from common.children import read_children
 from common.cli import integrations
 from common.cli.errors import CliError, ExitCode
 from common.cli.options import Takes, add_to
@@ -28,13 +29,11 @@ from common.cli.records import views_of
 from common.cli.runs import RUN_FORMS, find_run
 from common.cli.session import Session
 from common.config import Templated, annotation_key, load_config, opted_in
-from common.errors import InvalidConfigurationError, MalformedEventError, RunNotFoundError
-from common.events import Run, parse_run
+from common.errors import InvalidConfigurationError
+from common.events import Run
 from common.integration import Context, Integration
-from common.runclient import ClusterAccess, RunRef
-from common.runtime import MAX_CHILDREN
+from common.runclient import ClusterAccess
 from common.settings import RuntimeSettings
-from common.summary import child_references
 
 TAKES = Takes(cluster=True, outputs=("text", "json", "yaml"))
 DESCRIPTION = """\
@@ -172,7 +171,7 @@ def _render(
         settings=integration.offline_settings(),
         record=view.record,
         runtime=RuntimeSettings.from_env(),
-        load_children=lambda parent: _children(session, parent),
+        load_children=lambda parent: read_children(cluster, parent),
         cluster=cluster if isinstance(cluster, ClusterAccess) else None,
     )
     built = builder(ctx)
@@ -184,16 +183,3 @@ def _render(
         "text": built.rendered.text,
         "payload": built.payload,
     }
-
-
-def _children(session: Session, parent: Run) -> list[Run]:
-    """The run's child TaskRuns, read as the runtime reads them (a vanished one is left out)."""
-    found = []
-    for _, child in child_references(parent)[:MAX_CHILDREN]:
-        try:
-            found.append(
-                parse_run("TaskRun", session.cluster.get(RunRef("TaskRun", parent.namespace, child)))
-            )
-        except (RunNotFoundError, MalformedEventError):
-            continue
-    return found

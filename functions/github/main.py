@@ -33,14 +33,12 @@ from common import (
     IntegrationConfig,
     Report,
     Run,
-    deadline,
     serve,
 )
+from common.children import read_children
 from common.config import ShowsStepLogs, Templated
-from common.errors import IntegrationError, KubernetesUnavailableError, MalformedEventError
-from common.events import parse_run
+from common.errors import IntegrationError
 from common.settings import PerSettings
-from common.summary import child_references
 from functions.github.client import GitHubClients, GitHubSettings
 from functions.github.errors import FAULTS, classify
 from functions.github.presentation import (
@@ -62,9 +60,6 @@ log = logging.getLogger(__name__)
 
 MAX_CHECK_RUNS_SEARCHED = 300
 """Check runs of one name on one commit looked through for this run's (re-runs add more)."""
-MAX_LABEL_VALUE = 63
-"""Kubernetes' longest label value: a longer run name cannot be selected by its label."""
-
 CheckRun = dict[str, Any]
 """A check run as GitHub's JSON describes it."""
 
@@ -161,33 +156,12 @@ def _output(ctx: Ctx) -> Output:
 
 
 def _children(ctx: Ctx) -> list[Run] | None:
-    """A finished PipelineRun's child TaskRuns, with one list by the label Tekton sets on them
-    where the cluster can be listed; ``None`` (not read) while it runs: every event would."""
+    """A finished PipelineRun's child TaskRuns, every one the task table lists (``None``, not read,
+    while it runs: every event would)."""
     run = ctx.run
     if run.kind != "PipelineRun" or not run.phase.is_done:
         return None
-    if not child_references(run):
-        return []
-    if ctx.cluster is None or len(run.name) > MAX_LABEL_VALUE:
-        return ctx.child_runs()
-    names = {name for _, name in child_references(run)}
-    try:
-        with deadline.suspended():  # the Kubernetes client's pool is shared: it keeps its own timeouts
-            listed = ctx.cluster.list_runs("TaskRun", run.namespace, f"tekton.dev/pipelineRun={run.name}")
-    except KubernetesUnavailableError:
-        raise  # nothing was sent yet: the redelivery shows the tasks
-    except IntegrationError as e:
-        log.warning("the TaskRuns of %s/%s could not be listed: %s", run.namespace, run.name, e.message)
-        return None
-    children = []
-    for obj in listed:
-        try:
-            child = parse_run("TaskRun", obj)
-        except MalformedEventError:
-            continue  # an unreadable child only makes the table shorter
-        if child.name in names:
-            children.append(child)
-    return children
+    return ctx.child_runs() if ctx.cluster is None else read_children(ctx.cluster, run, limit=None)
 
 
 def _post_status(ctx: Ctx, repo: Repo, context: str) -> Report:

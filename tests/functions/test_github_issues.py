@@ -60,12 +60,17 @@ def run_of(sample: str, name: str, pipeline: str = "build-and-test", **keys: str
 def failing(
     kube: MemoryRunClient, name: str, pipeline: str = "build-and-test", **keys: str
 ) -> dict[str, Any]:
-    """A failed run, stored with its failed child TaskRun (the failed tasks come from it)."""
+    """A failed run, stored with its failed child TaskRun (the failed tasks come from it), named and
+    labelled as Tekton names and labels a run's children."""
     event = run_of("pipelinerun-failed", name, pipeline, **keys)
+    for reference in samples.run_object(event)[1]["status"]["childReferences"]:
+        reference["name"] = f"{name}-{reference['pipelineTaskName']}"
     add_run(kube, event)
     child = samples.load("taskrun-failed")
-    if samples.run_object(child)[1]["metadata"]["name"] not in {ref.name for ref in kube.runs}:
-        add_run(kube, child)
+    metadata = samples.run_object(child)[1]["metadata"]
+    metadata["name"] = f"{name}-{metadata['labels']['tekton.dev/pipelineTask']}"
+    metadata["labels"]["tekton.dev/pipelineRun"] = name
+    add_run(kube, child)
     return event
 
 
