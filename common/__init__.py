@@ -9,11 +9,21 @@ from common.errors import PermanentError, TargetNotAllowedError, TemporaryError
 from common.events import Run, RunPhase
 from common.faults import Faults
 from common.http import serve
-from common.integration import Context, Idempotency, Integration, Report, always, never
+from common.integration import (
+    PHASE_KEY,
+    Context,
+    Idempotency,
+    Integration,
+    Report,
+    always,
+    never,
+    phase_not_reported,
+)
 from common.policy import Destinations, TargetsNothing
 from common.settings import ServiceSettings
 
 __all__ = [
+    "PHASE_KEY",
     "CommaList",
     "Context",
     "Destinations",
@@ -32,5 +42,6 @@ __all__ = [
     "TemporaryError",
     "always",
     "never",
+    "phase_not_reported",
     "serve",
 ]

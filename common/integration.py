@@ -27,6 +27,8 @@ from common.status import IntegrationStatus, RunState
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 EVERY_STATE = frozenset(RunPhase)
 _KEYS = uuid.UUID("5b0c7b7e-3f2a-4c39-9f61-2d8e1a4b6c90")
+PHASE_KEY = "phase"
+"""The record key in which an integration that reports once per phase keeps the phase it reported."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Context(Generic[ConfigT, SettingsT]):
         """The run on the Tekton Dashboard, when ``TEKTON_DASHBOARD_URL`` is set."""
         return self.runtime.run_url(self.run)
 
+    def phase_key(self) -> str:
+        """``key`` of the run's phase: one for every delivery of it, ``started`` and ``running``
+        being two states of one phase, for an integration that reports once per phase."""
+        return self.key(PHASE_KEY, self.run.phase.value, per_state=False)
+
     def key(self, *parts: str, per_state: bool = True) -> str:
         """A UUID that is the same for every delivery of this run state by this integration (and
         ``parts``, e.g. a destination): the deterministic key a service keeps (DESIGN.md §3).
@@ -93,6 +100,12 @@ def always(_: Context[Any, Any]) -> bool:
 
 def never(_: Context[Any, Any]) -> bool:
     return False
+
+
+def phase_not_reported(ctx: Context[Any, Any]) -> bool:
+    """``wants`` of an integration that reports once per phase (its record keeps ``PHASE_KEY``):
+    not the phase its record names. The record is untrusted, but it can only hold a report back."""
+    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
 
 
 def _nowhere(_: Context[Any, Any]) -> Iterable[str]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator, Field
 
 from common import (
+    PHASE_KEY,
     CommaList,
     Context,
     Destinations,
@@ -27,6 +28,7 @@ from common import (
     Integration,
     Report,
     always,
+    phase_not_reported,
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
@@ -38,7 +40,6 @@ if TYPE_CHECKING:  # the message's templates load with the first message
     from common.templates import Message, Rendered
 
 MAX_RECIPIENTS = 50
-PHASE_KEY = "phase"
 
 
 def _at_least_one(addresses: list[str]) -> list[str]:
@@ -60,11 +61,6 @@ class EmailConfig(ShowsStepLogs, Templated):
 Ctx = Context[EmailConfig, SmtpSettings]
 
 
-def _wants(ctx: Ctx) -> bool:
-    """Not a phase already mailed (the record is untrusted, but it can only suppress a mail)."""
-    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
-
-
 def _domains(ctx: Ctx) -> list[str]:
     """Every recipient's domain, for the namespace policy: one refused, none mailed."""
     return sorted({domain(address) for address in (*ctx.config.to, *ctx.config.cc)})
@@ -73,7 +69,7 @@ def _domains(ctx: Ctx) -> list[str]:
 def _message_id(ctx: Ctx, sender: str) -> str:
     """``<uuid@sender-domain>``, the same for every delivery of this run's phase (Tekton's
     ``started`` and ``running`` are two states of one phase, mailed once)."""
-    key = ctx.key("phase", ctx.run.phase.value, per_state=False)
+    key = ctx.phase_key()
     return f"<{key}@{domain(parseaddr(sender)[1])}>"
 
 
@@ -142,6 +138,6 @@ integration = Integration(
         claim=always,
     ),
     states=STATE_NAMES["failed"],
-    wants=_wants,
+    wants=phase_not_reported,
 )
 handle = serve(integration)

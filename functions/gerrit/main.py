@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator
 
 from common import (
+    PHASE_KEY,
     Context,
     Destinations,
     Idempotency,
@@ -33,6 +34,7 @@ from common import (
     RunStates,
     TargetNotAllowedError,
     always,
+    phase_not_reported,
     serve,
 )
 from common.config import STATE_NAMES, annotation_key
@@ -63,7 +65,6 @@ from functions.gerrit.votes import (
     vote_for,
 )
 
-PHASE_KEY = "phase"
 DEFAULT_STATES = STATE_NAMES["started"] | STATE_NAMES["finished"]
 """A message when the run starts, and the result with its vote when it ends."""
 
@@ -124,7 +125,7 @@ def report(ctx: Ctx) -> Report:
     path = change_path(config.project, config.change)
     change = get(settings, path, what=f"read {where}", params={"o": ["MESSAGES", "DETAILED_ACCOUNTS"]})
     _check_change(ctx, change)
-    key = ctx.key(PHASE_KEY, run.phase.value, per_state=False)
+    key = ctx.phase_key()
     kept = {
         PHASE_KEY: run.phase.value,
         "change": f"{config.project}~{config.change}",
@@ -190,11 +191,6 @@ def _failed(ctx: Ctx) -> bool:
     return condition is not None and condition.status == "False"
 
 
-def _wants(ctx: Ctx) -> bool:
-    """Not a phase already posted (the record is untrusted, but it can only suppress a post)."""
-    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
-
-
 integration = Integration(
     declared_in=__file__,
     config=GerritConfig,
@@ -204,7 +200,7 @@ integration = Integration(
     destinations=lambda ctx: [ctx.config.project],
     faults=FAULTS,
     states=DEFAULT_STATES,
-    wants=_wants,
+    wants=phase_not_reported,
     idempotency=Idempotency(
         "change message marker 'Tekton-Integrations-Report: <key per (run UID, phase)>' with tag "
         f"{TAG}, posted by this account, looked up among the change's messages before posting; "

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from common import (
+    PHASE_KEY,
     Context,
     Destinations,
     Idempotency,
     Integration,
     Report,
     always,
+    phase_not_reported,
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
@@ -41,7 +43,6 @@ from functions.googlechat.spaces import GoogleChatSettings, SpaceName, webhook
 if TYPE_CHECKING:  # the message's templates load with the first message
     from common.templates import Message, Rendered
 
-PHASE_KEY = "phase"
 DEFAULT_STATES = STATE_NAMES["started"] | STATE_NAMES["finished"]
 """The run's thread opens when it starts and gets a second card when it ends."""
 
@@ -105,11 +106,6 @@ def _thread_key(ctx: Ctx) -> str:
     return ctx.key("thread", per_state=False)
 
 
-def _wants(ctx: Ctx) -> bool:
-    """Not a phase already posted (the record is untrusted, but it can only suppress a post)."""
-    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
-
-
 integration = Integration(
     declared_in=__file__,
     config=GoogleChatConfig,
@@ -120,7 +116,7 @@ integration = Integration(
     destinations=lambda ctx: [ctx.config.space],
     faults=FAULTS,
     states=DEFAULT_STATES,
-    wants=_wants,
+    wants=phase_not_reported,
     min_scale=1,  # a cold start would delay the card users watch for
     idempotency=Idempotency(
         "messageId client-<key per (run UID, integration, space, phase)>: Chat refuses a second "

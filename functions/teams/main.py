@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator
 
 from common import (
+    PHASE_KEY,
     Context,
     Destinations,
     Idempotency,
     Integration,
     Report,
     always,
+    phase_not_reported,
     serve,
 )
 from common.config import STATE_NAMES, RunStates, ShowsStepLogs, Templated
@@ -41,7 +43,6 @@ from functions.teams.workflow import FAULTS, TeamsSettings, channel_url, post
 if TYPE_CHECKING:  # the message's templates load with the first message
     from common.templates import Message, Rendered
 
-PHASE_KEY = "phase"
 NOTIFICATION_KEY = "notification-id"
 RUN_ID_KEY = "workflow-run-id"
 
@@ -81,7 +82,7 @@ def _outgoing(ctx: Ctx) -> tuple[Rendered, bytes]:
         ctx, "teams", lambda: card.fallback_text(run), children=failed.children, step_logs=failed.step_logs
     )
     text = template_text(ctx, rendered)
-    notification = _notification_id(ctx)
+    notification = ctx.phase_key()
     return rendered, card.message(
         run, failed.tasks, ctx.run_url, notification, text=text, logs=failed.step_logs
     )
@@ -100,7 +101,7 @@ def report(ctx: Ctx) -> Report:
 
     run, channel = ctx.run, ctx.config.channel
     url = channel_url(ctx.settings, channel)
-    notification = _notification_id(ctx)
+    notification = ctx.phase_key()
     rendered, body = _outgoing(ctx)
     try:
         accepted = post(url, body, channel=channel, timeout=ctx.settings.timeout_seconds)
@@ -117,16 +118,6 @@ def report(ctx: Ctx) -> Report:
     return with_fallback(posted, rendered)
 
 
-def _notification_id(ctx: Ctx) -> str:
-    """The same for every delivery of this run's phase (``started`` and ``running`` are one)."""
-    return ctx.key(PHASE_KEY, ctx.run.phase.value, per_state=False)
-
-
-def _wants(ctx: Ctx) -> bool:
-    """Not a phase already posted. The record is untrusted, but it can only hold a card back."""
-    return ctx.recorded(PHASE_KEY) != ctx.run.phase.value
-
-
 integration = Integration(
     declared_in=__file__,
     config=TeamsConfig,
@@ -137,7 +128,7 @@ integration = Integration(
     destinations=lambda ctx: [ctx.config.channel],
     faults=FAULTS,
     states=STATE_NAMES["finished"],
-    wants=_wants,
+    wants=phase_not_reported,
     idempotency=Idempotency(
         "none that Workflows keeps (a webhook has no idempotency key, and its messages cannot be read "
         "or edited): each state is claimed and the record keeps the phase posted; every card shows a "
