@@ -52,6 +52,7 @@ class Context(Generic[ConfigT, SettingsT]):
     record: IntegrationStatus | None
     runtime: RuntimeSettings
     load_children: Callable[[Run], list[Run]] = field(default=lambda _: [], repr=False)
+    """Reads a run's child TaskRuns (the runtime's: ``common.children``); by default, none."""
     event: RunEvent | None = None
     """The event being handled; its run may be older than ``run``, which is live."""
     cluster: ClusterAccess | None = field(default=None, repr=False)
@@ -184,6 +185,29 @@ class Integration(Generic[ConfigT, SettingsT]):
             return self.settings.load()
         except IntegrationError:
             return cast(SettingsT, self.settings.model_construct())
+
+    def offline_context(
+        self,
+        run: Run,
+        config: ConfigT,
+        record: IntegrationStatus | None,
+        runtime: RuntimeSettings,
+        *,
+        cluster: ClusterAccess | None = None,
+        load_children: Callable[[Run], list[Run]] = lambda _: [],
+    ) -> Context[ConfigT, SettingsT]:
+        """The ``Context`` the function would build for ``run``, with ``offline_settings``: how the
+        CLI asks an integration what it would do. Without ``load_children`` it reads no child."""
+        return Context(
+            integration=self.name,
+            run=run,
+            config=config,
+            settings=self.offline_settings(),
+            record=record,
+            runtime=runtime,
+            cluster=cluster,
+            load_children=load_children,
+        )
 
     def needs_claim(self, ctx: Context[ConfigT, SettingsT]) -> bool:
         return self.idempotency.claim(ctx)

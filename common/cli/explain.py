@@ -133,14 +133,7 @@ def _explain(
     record = view.record
     runtime = RuntimeSettings.from_env()
     if loaded.integration is not None and settings is not None and settings.config is not None:
-        ctx = Context(
-            integration=view.name,
-            run=found,
-            config=settings.config,
-            settings=loaded.integration.offline_settings(),
-            record=record,
-            runtime=runtime,
-        )
+        ctx = loaded.integration.offline_context(found, settings.config, record, runtime)
         checks, policy_note = _policy(policy, loaded.integration, ctx)
     now = session.clock()
     asked = wants(loaded.integration, found, record, runtime) if loaded.integration else True

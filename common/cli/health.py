@@ -26,7 +26,7 @@ from common.cli.session import Session
 from common.config import load_config
 from common.errors import InvalidConfigurationError
 from common.events import Run
-from common.integration import Context, Integration
+from common.integration import Integration
 from common.settings import RuntimeSettings
 from common.status import IntegrationStatus, RunState
 
@@ -206,14 +206,7 @@ def destinations_of(
         config = load_config(integration.config, integration.name, run.annotations)
     except InvalidConfigurationError:
         return [NO_DESTINATION]
-    ctx = Context(
-        integration=integration.name,
-        run=run,
-        config=config,
-        settings=integration.offline_settings(),
-        record=record,
-        runtime=runtime,
-    )
+    ctx = integration.offline_context(run, config, record, runtime)
     try:
         found = [str(value) for value in integration.destinations(ctx)]
     except Exception:  # an integration's own function failing must not stop the tally

@@ -19,7 +19,7 @@ from common.cli.session import Cluster
 from common.config import RECORD_KEY, annotation_key, load_config, opted_in
 from common.errors import InvalidConfigurationError
 from common.events import Run
-from common.integration import Context, Integration
+from common.integration import Integration
 from common.settings import RuntimeSettings
 from common.status import IntegrationStatus, RunState
 from common.store import StatusStore
@@ -140,14 +140,6 @@ def wants(
     except InvalidConfigurationError:
         return True
     try:
-        ctx = Context(
-            integration=integration.name,
-            run=run,
-            config=config,
-            settings=integration.offline_settings(),
-            record=record,
-            runtime=settings,
-        )
-        return integration.reports(ctx)
+        return integration.reports(integration.offline_context(run, config, record, settings))
     except Exception:  # a function's own predicate failing is the function's business on delivery
         return True

@@ -164,15 +164,13 @@ def _render(
         raise CliError(f"{name}: {e.message}", code) from e
     cluster = session.cluster
     (view,) = views_of(cluster, found, only=name)
-    ctx = Context(
-        integration=name,
-        run=found,
-        config=config,
-        settings=integration.offline_settings(),
-        record=view.record,
-        runtime=RuntimeSettings.from_env(),
-        load_children=lambda parent: read_children(cluster, parent),
+    ctx = integration.offline_context(
+        found,
+        config,
+        view.record,
+        RuntimeSettings.from_env(),
         cluster=cluster if isinstance(cluster, ClusterAccess) else None,
+        load_children=lambda parent: read_children(cluster, parent),
     )
     built = builder(ctx)
     return {
