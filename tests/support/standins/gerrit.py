@@ -42,18 +42,24 @@ Does not: persist anything, send mail, or know about comments on files, reviewer
 from __future__ import annotations
 
 import base64
-import fnmatch
 import itertools
 import json
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote
 
-from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.standins.loopback import (
+    Fault,
+    FaultQueue,
+    LoopbackStandIn,
+    Reply,
+    Request,
+    matching,
+    proxy_page,
+)
 
 __all__ = ["Account", "Change", "GerritStandIn", "RecordedCall", "Review"]
 
@@ -149,26 +155,6 @@ class RecordedCall:
     status: int
 
 
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    headers: dict[str, str]
-    body: str
-    method: str | None
-    path: str | None
-    echo: bool = False
-    after_acting: bool = False
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any
-    """JSON (sent after the XSSI line) or plain text."""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class GerritStandIn(LoopbackStandIn):
     """A recording fake of Gerrit's change and review endpoints on ``127.0.0.1``; use with ``with``.
 
@@ -200,7 +186,7 @@ class GerritStandIn(LoopbackStandIn):
         self.accounts: dict[str, Account] = {}
         self.changes: list[Change] = []
         self.applied: list[Review] = []
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._account_ids = itertools.count(1000042)
         self._message_ids = itertools.count(1)
 
@@ -248,7 +234,7 @@ class GerritStandIn(LoopbackStandIn):
         (over the encoded path, e.g. ``"*/review"``) with ``status`` and a plain-text body."""
         text = body if body is not None else f"{status} stand-in fault\n"
         with self.lock:
-            self._faults.append(_Fault(status, count, dict(headers or {}), text, method, path))
+            self._faults.add(Fault(status, count, dict(headers or {}), text, method, path))
 
     def answer_lost_next(
         self, status: int = 502, *, method: str | None = "POST", path: str | None = "*/review"
@@ -256,8 +242,8 @@ class GerritStandIn(LoopbackStandIn):
         """Let the next matching request act, then answer ``status`` instead of Gerrit's answer, as
         a proxy whose upstream timed out after Gerrit had done the work: the caller never learns."""
         with self.lock:
-            self._faults.append(
-                _Fault(status, 1, {}, f"{status} upstream timed out\n", method, path, after_acting=True)
+            self._faults.add(
+                Fault(status, 1, {}, f"{status} upstream timed out\n", method, path, after_acting=True)
             )
 
     def echo_credentials_next(
@@ -266,16 +252,11 @@ class GerritStandIn(LoopbackStandIn):
         """Answer the next ``count`` matching requests with ``status`` and a plain-text body that
         repeats the request's ``Authorization`` header verbatim, as a misbehaving proxy does."""
         with self.lock:
-            self._faults.append(_Fault(status, count, {}, "", method, path, echo=True))
+            self._faults.add(Fault(status, count, {}, "", method, path, echo=True))
 
     def calls_to(self, method: str | None = None, path: str | None = None) -> list[RecordedCall]:
         with self.lock:
-            return [
-                call
-                for call in self.calls
-                if (method is None or call.method == method)
-                and (path is None or fnmatch.fnmatchcase(call.path, path))
-            ]
+            return matching(self.calls, method, path)
 
     def reviews(self) -> list[Review]:
         """The reviews Gerrit applied, in order (whether or not their answer reached the caller)."""
@@ -294,7 +275,33 @@ class GerritStandIn(LoopbackStandIn):
             patch_set = patch_set or len(change.revisions)
             return change.votes.get((patch_set, label, self.accounts[username].id))
 
-    # -- handling, under the lock ----------------------------------------------------------------
+    # -- handling ----------------------------------------------------------------------------------
+
+    methods = ("GET", "POST", "PUT")
+    text_type = "text/plain;charset=UTF-8"
+
+    def serve(self, request: Request) -> Reply:
+        """Gerrit's answer; a JSON one goes after the XSSI line, as an attachment."""
+        body = request.json(invalid=request.body.decode("utf-8", "replace"))
+        params = parse_qs(request.query_string)
+        echo = request.echo("Authorization")
+        with self.lock:
+            account, credential = _authenticate(self, request.headers.get("Authorization") or "")
+            answer = self._answer(request.method, request.path, params, body, account, echo)
+            username = account.username if account else None
+            self.calls.append(
+                RecordedCall(request.method, request.path, params, body, credential, username, answer.status)
+            )
+        if isinstance(answer.body, str):
+            return answer
+        return Reply(
+            answer.status,
+            XSSI + json.dumps(answer.body),
+            {"Content-Disposition": "attachment", **answer.headers},
+            content_type="application/json;charset=utf-8",
+        )
+
+    # -- answering, under the lock ---------------------------------------------------------------
 
     def _answer(  # noqa: PLR0917 -- the handler passes what it read
         self,
@@ -304,52 +311,41 @@ class GerritStandIn(LoopbackStandIn):
         body: Any,
         account: Account | None,
         echo: str,
-    ) -> _Answer:
-        fault = self._take_fault(method, path)
+    ) -> Reply:
+        fault = self._faults.take(method, path)
         if fault is not None and fault.echo:
-            return _Answer(fault.status, f"{echo} -- {fault.status} upstream error\n")
+            return Reply(fault.status, proxy_page(echo, fault.status) + "\n")
         if fault is not None and not fault.after_acting:
-            return _Answer(fault.status, fault.body, fault.headers)
+            return Reply(fault.status, fault.body, fault.headers)
         answer = self._serve(method, path, params, body, account)
-        return answer if fault is None else _Answer(fault.status, fault.body, fault.headers)
+        return answer if fault is None else Reply(fault.status, fault.body, fault.headers)
 
     def _serve(
         self, method: str, path: str, params: dict[str, list[str]], body: Any, account: Account | None
-    ) -> _Answer:
+    ) -> Reply:
         if self.base_path and not path.startswith(self.base_path + "/"):
-            return _Answer(404, "Not Found\n")
+            return Reply(404, "Not Found\n")
         parts = [unquote(part) for part in path[len(self.base_path) :].split("/")]
         if parts[:2] != ["", "a"]:
-            return _Answer(404, "Not found\n")  # anonymous: nothing is visible to it here
+            return Reply(404, "Not found\n")  # anonymous: nothing is visible to it here
         if account is None:
-            return _Answer(401, "Unauthorized\n", {"WWW-Authenticate": 'Basic realm="Gerrit Code Review"'})
+            return Reply(401, "Unauthorized\n", {"WWW-Authenticate": 'Basic realm="Gerrit Code Review"'})
         options = {option.upper() for option in params.get("o", [])}
         match parts[2:]:
             case ["accounts", "self"] if method == "GET":
-                return _Answer(200, account.info())
+                return Reply(200, account.info())
             case ["changes", change_id] if method == "GET":
                 return self._change_answer(change_id, options)
             case ["changes", change_id, "detail"] if method == "GET":
                 return self._change_answer(change_id, options | {"MESSAGES", "DETAILED_ACCOUNTS"})
             case ["changes", change_id, "messages"] if method == "GET":
                 change = self._find(change_id)
-                return _Answer(200, change.messages) if change else _not_found(change_id)
+                return Reply(200, change.messages) if change else _not_found(change_id)
             case ["changes", change_id, "revisions", revision, "review"] if method == "POST":
                 return self._review(change_id, revision, body, account)
         if method not in ("GET", "POST"):
-            return _Answer(405, "Method Not Allowed\n")
-        return _Answer(404, "Not Found\n")
-
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.method in (None, method) and (
-                fault.path is None or fnmatch.fnmatchcase(path, fault.path)
-            ):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
+            return Reply(405, "Method Not Allowed\n")
+        return Reply(404, "Not Found\n")
 
     def _find(self, change_id: str) -> Change | None:
         """The change a ``{change-id}`` names, as Gerrit's ``ChangeFinder`` resolves it."""
@@ -372,14 +368,14 @@ class GerritStandIn(LoopbackStandIn):
             return None
         return candidates[0] if len(candidates) == 1 else None
 
-    def _change_answer(self, change_id: str, options: set[str]) -> _Answer:
+    def _change_answer(self, change_id: str, options: set[str]) -> Reply:
         change = self._find(change_id)
         if change is None:
             return _not_found(change_id)
         messages = change.messages
         if "DETAILED_ACCOUNTS" not in options:
             messages = [{**m, "author": {"_account_id": m["author"]["_account_id"]}} for m in messages]
-        return _Answer(200, change.info(options, messages))
+        return Reply(200, change.info(options, messages))
 
     def _patch_set(self, change: Change, revision: str) -> int | None:
         if revision == "current":
@@ -392,7 +388,7 @@ class GerritStandIn(LoopbackStandIn):
             return found[0] if len(found) == 1 else None
         return None
 
-    def _review(self, change_id: str, revision: str, body: Any, account: Account) -> _Answer:
+    def _review(self, change_id: str, revision: str, body: Any, account: Account) -> Reply:
         change = self._find(change_id)
         if change is None:
             return _not_found(change_id)
@@ -400,14 +396,14 @@ class GerritStandIn(LoopbackStandIn):
         if patch_set is None:
             return _not_found(revision)
         if not isinstance(body, dict):
-            return _Answer(400, "Invalid JSON in request\n")
+            return Reply(400, "Invalid JSON in request\n")
         requested: dict[str, Any] = body.get("labels") or {}
         labels = self._checked_labels(requested)
-        if isinstance(labels, _Answer):
+        if isinstance(labels, Reply):
             return labels
         message = str(body.get("message") or "").strip()
         if len(message) > self.comment_size_limit:
-            return _Answer(400, f"Comment size exceeds limit ({len(message)} > {self.comment_size_limit})\n")
+            return Reply(400, f"Comment size exceeds limit ({len(message)} > {self.comment_size_limit})\n")
         if change.status == "MERGED":
             lowered = sorted(
                 known
@@ -415,7 +411,7 @@ class GerritStandIn(LoopbackStandIn):
                 if value < change.votes.get((patch_set, known, account.id), 0)
             )
             if lowered:
-                return _Answer(409, f"Cannot reduce vote on labels for closed change: {', '.join(lowered)}\n")
+                return Reply(409, f"Cannot reduce vote on labels for closed change: {', '.join(lowered)}\n")
         delta = []
         for known, (_, value) in labels.items():
             key = (patch_set, known, account.id)
@@ -429,9 +425,9 @@ class GerritStandIn(LoopbackStandIn):
         if text:
             self._add_message(change, account, patch_set, text, body.get("tag"), prefixed=True)
         self.applied.append(Review(change.number, patch_set, account.username, json.loads(json.dumps(body))))
-        return _Answer(200, {"labels": dict(labels.values())})
+        return Reply(200, {"labels": dict(labels.values())})
 
-    def _checked_labels(self, requested: dict[str, Any]) -> dict[str, tuple[str, int]] | _Answer:
+    def _checked_labels(self, requested: dict[str, Any]) -> dict[str, tuple[str, int]] | Reply:
         """The votes kept, by the project's spelling of the label: (the caller's spelling, value);
         or the refusal, as ``PostReview.checkLabels`` decides."""
         labels: dict[str, tuple[str, int]] = {}
@@ -439,16 +435,16 @@ class GerritStandIn(LoopbackStandIn):
             known = next((label for label in self.labels if label.lower() == str(name).lower()), None)
             if known is None:
                 if self.strict_labels:
-                    return _Answer(400, f'label "{name}" is not a configured label\n')
+                    return Reply(400, f'label "{name}" is not a configured label\n')
                 continue  # unknown labels are dropped
             low, high = self.labels[known]
             if value != 0 and not low <= value <= high:
                 if self.strict_labels:
-                    return _Answer(400, f'label "{name}": {value} is not a valid value\n')
+                    return Reply(400, f'label "{name}": {value} is not a valid value\n')
                 continue
             allowed = self.permitted.get(known, (0, 0))
             if value != 0 and not allowed[0] <= value <= allowed[1]:
-                return _Answer(self.restricted_status, f'Applying label "{known}": {value} is restricted\n')
+                return Reply(self.restricted_status, f'Applying label "{known}": {value} is restricted\n')
             labels[known] = (str(name), int(value))
         return labels
 
@@ -468,71 +464,8 @@ class GerritStandIn(LoopbackStandIn):
         change.messages.append(message)
 
 
-def _not_found(what: str) -> _Answer:
-    return _Answer(404, f"Not found: {what}\n")
-
-
-class _Server(LoopbackServer):
-    standin: GerritStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded calls are the log."""
-
-    def _handle(self) -> None:
-        standin = cast(_Server, self.server).standin
-        target = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw.decode("utf-8", "replace")
-        params = parse_qs(target.query)
-        authorization = self.headers.get("Authorization") or ""
-        echo = "; ".join(f"Authorization: {value}" for value in self.headers.get_all("Authorization") or ())
-        with standin.lock:
-            account, credential = _authenticate(standin, authorization)
-            answer = standin._answer(self.command, target.path, params, body, account, echo)
-            standin.calls.append(
-                RecordedCall(
-                    self.command,
-                    target.path,
-                    params,
-                    body,
-                    credential,
-                    account.username if account else None,
-                    answer.status,
-                )
-            )
-        text = isinstance(answer.body, str)
-        payload = (answer.body if text else XSSI + json.dumps(answer.body)).encode()
-        self.send_response(answer.status)
-        content_type = "text/plain;charset=UTF-8" if text else "application/json;charset=utf-8"
-        self.send_header("Content-Type", content_type)
-        if not text:
-            self.send_header("Content-Disposition", "attachment")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+def _not_found(what: str) -> Reply:
+    return Reply(404, f"Not found: {what}\n")
 
 
 def _authenticate(standin: GerritStandIn, authorization: str) -> tuple[Account | None, Credential]:
@@ -549,7 +482,3 @@ def _authenticate(standin: GerritStandIn, authorization: str) -> tuple[Account |
     if account is None or account.password != password:
         return None, "invalid"
     return account, "valid"
-
-
-GerritStandIn.handler = _Handler
-GerritStandIn.server = _Server

@@ -35,18 +35,23 @@ Does not: persist anything, check permissions beyond the token, or know about pi
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
-import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs, unquote, urlencode
 
-from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.standins.loopback import (
+    Fault,
+    FaultQueue,
+    LoopbackStandIn,
+    Reply,
+    Request,
+    matching,
+    proxy_page,
+)
 
 __all__ = ["GitLabStandIn", "RecordedCall"]
 
@@ -88,25 +93,6 @@ class RecordedCall:
     status: int
 
 
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    headers: dict[str, str]
-    body: Any
-    method: str | None
-    path: str | None
-    echo: bool = False
-    as_json: bool = False
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class GitLabStandIn(LoopbackStandIn):
     """A recording fake of GitLab's commit-status API on ``127.0.0.1``; use with ``with``.
 
@@ -126,7 +112,7 @@ class GitLabStandIn(LoopbackStandIn):
         """The token's user: the author of its statuses and notes."""
         self.merge_requests: dict[tuple[int, int], JsonObject] = {}
         """(project id, iid) -> the merge request, with its ``notes`` (oldest first)."""
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._ids = itertools.count(1001)
 
     @property
@@ -148,7 +134,7 @@ class GitLabStandIn(LoopbackStandIn):
         (over the encoded path, e.g. ``"/api/v4/projects/*/statuses/*"``) with ``status``."""
         answer = body if body is not None else {"message": f"{status} stand-in fault"}
         with self.lock:
-            self._faults.append(_Fault(status, count, dict(headers or {}), answer, method, path))
+            self._faults.add(Fault(status, count, dict(headers or {}), answer, method, path))
 
     def echo_credentials_next(
         self,
@@ -164,16 +150,11 @@ class GitLabStandIn(LoopbackStandIn):
         misbehaving proxy does. Plain text by default; ``as_json`` gives ``{"message": ...}``.
         ``method`` and ``path`` match as in :meth:`fail_next`; both kinds queue together."""
         with self.lock:
-            self._faults.append(_Fault(status, count, {}, None, method, path, echo=True, as_json=as_json))
+            self._faults.add(Fault(status, count, {}, None, method, path, echo=True, as_json=as_json))
 
     def calls_to(self, method: str | None = None, path: str | None = None) -> list[RecordedCall]:
         with self.lock:
-            return [
-                call
-                for call in self.calls
-                if (method is None or call.method == method)
-                and (path is None or fnmatch.fnmatchcase(call.path, path))
-            ]
+            return matching(self.calls, method, path)
 
     def add_merge_request(self, project: str, iid: int, sha: str) -> None:
         """A merge request whose head is ``sha`` (call again to move its head, as a push does)."""
@@ -214,23 +195,47 @@ class GitLabStandIn(LoopbackStandIn):
                 and (name is None or call.params.get("name", call.params.get("context")) == name)
             ]
 
-    # -- handling, under the lock ---------------------------------------------------------------
+    # -- handling --------------------------------------------------------------------------------
+
+    methods = ("GET", "POST", "PUT")
+    json_type = "application/json"
+
+    def serve(self, request: Request) -> Reply:
+        params: dict[str, Any] = request.query
+        if request.body:
+            if "json" in (request.headers.get("Content-Type") or ""):
+                body = request.json()
+                params.update(body if isinstance(body, dict) else {})
+            else:
+                params.update(
+                    {k: v[-1] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
+                )
+        bearer = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        secret = request.headers.get("PRIVATE-TOKEN") or bearer or None
+        credential: Credential = None
+        if secret is not None:
+            credential = "valid" if self.token in (None, secret) else "invalid"
+        echo = request.echo("PRIVATE-TOKEN", "JOB-TOKEN", "Authorization")
+        with self.lock:
+            answer = self._answer(request.method, request.path, params, credential, echo)
+            self.calls.append(RecordedCall(request.method, request.path, params, credential, answer.status))
+        return answer
 
     def _answer(
         self, method: str, path: str, params: dict[str, Any], credential: Credential, echo: str
-    ) -> _Answer:
-        fault = self._take_fault(method, path)
+    ) -> Reply:
+        fault = self._faults.take(method, path)
         if fault is not None and fault.echo:
-            text = f"{echo} -- {fault.status} upstream error"
-            return _Answer(fault.status, {"message": text} if fault.as_json else text + "\n")
+            text = proxy_page(echo, fault.status)
+            return Reply(fault.status, {"message": text} if fault.as_json else text + "\n")
         if fault is not None:
-            return _Answer(fault.status, fault.body, fault.headers)
+            return Reply(fault.status, fault.body, fault.headers)
         if credential != "valid":
-            return _Answer(401, {"message": "401 Unauthorized"})
+            return Reply(401, {"message": "401 Unauthorized"})
         parts = [unquote(part) for part in path.split("/")]
         match parts:
             case ["", "api", "v4", "user"] if method == "GET":
-                return _Answer(200, dict(self.user))
+                return Reply(200, dict(self.user))
             case ["", "api", "v4", "projects", project]:
                 return self._project_answer(method, project)
             case ["", "api", "v4", "projects", project, "statuses", sha] if method == "POST":
@@ -239,38 +244,38 @@ class GitLabStandIn(LoopbackStandIn):
                 return self._list_statuses(method, project, sha, params)
             case ["", "api", "v4", "projects", project, "merge_requests", iid, *rest]:
                 return self._merge_request_answer(method, project, iid, rest, params, path)
-        return _Answer(404, {"error": "404 Not Found"})
+        return Reply(404, {"error": "404 Not Found"})
 
     def _merge_request_answer(  # noqa: PLR0917 -- private; the route's parts
         self, method: str, key: str, iid: str, rest: list[str], params: dict[str, Any], path: str
-    ) -> _Answer:
+    ) -> Reply:
         project = self._project(key)
         merge_request = self.merge_requests.get((project[0], int(iid))) if project and iid.isdigit() else None
         if merge_request is None:
-            return _Answer(404, {"message": "404 Not found"})
+            return Reply(404, {"message": "404 Not found"})
         match rest, method:
             case [], "GET":
                 public = {k: v for k, v in merge_request.items() if k != "notes"}
-                return _Answer(200, {**public, "id": 9000 + int(iid), "state": "opened"})
+                return Reply(200, {**public, "id": 9000 + int(iid), "state": "opened"})
             case ["notes"], "GET":
                 return self._page(merge_request["notes"], params, path)
             case ["notes"], "POST":
                 text = params.get("body")
                 if not isinstance(text, str) or not text or len(text) > MAX_NOTE:
-                    return _Answer(400, {"message": {"note": ["is too long or missing"]}})
-                return _Answer(201, self._new_note(merge_request, text, dict(self.user)))
+                    return Reply(400, {"message": {"note": ["is too long or missing"]}})
+                return Reply(201, self._new_note(merge_request, text, dict(self.user)))
             case ["notes", note_id], "PUT":
                 note = next((n for n in merge_request["notes"] if str(n["id"]) == note_id), None)
                 if note is None:
-                    return _Answer(404, {"message": "404 Note Not Found"})
+                    return Reply(404, {"message": "404 Note Not Found"})
                 if note["author"]["id"] != self.user["id"]:
-                    return _Answer(403, {"message": "403 Forbidden"})
+                    return Reply(403, {"message": "403 Forbidden"})
                 text = params.get("body")
                 if not isinstance(text, str) or not text or len(text) > MAX_NOTE:
-                    return _Answer(400, {"message": {"note": ["is too long or missing"]}})
+                    return Reply(400, {"message": {"note": ["is too long or missing"]}})
                 note.update(body=text, updated_at=_now())
-                return _Answer(200, dict(note))
-        return _Answer(404, {"error": "404 Not Found"})
+                return Reply(200, dict(note))
+        return Reply(404, {"error": "404 Not Found"})
 
     def _new_note(self, merge_request: JsonObject, body: str, author: JsonObject) -> JsonObject:
         now = _now()
@@ -290,7 +295,7 @@ class GitLabStandIn(LoopbackStandIn):
         merge_request["notes"].append(note)
         return note
 
-    def _page(self, items: list[JsonObject], params: dict[str, Any], path: str) -> _Answer:
+    def _page(self, items: list[JsonObject], params: dict[str, Any], path: str) -> Reply:
         ordered = list(reversed(items)) if params.get("sort", "desc") == "desc" else list(items)
         per_page = min(max(int(params.get("per_page") or 20), 1), 100)
         page = max(int(params.get("page") or 1), 1)
@@ -300,18 +305,7 @@ class GitLabStandIn(LoopbackStandIn):
             query = urlencode({**params, "page": page + 1})
             headers["Link"] = f'<{self.url}{path}?{query}>; rel="next"'
             headers["X-Next-Page"] = str(page + 1)
-        return _Answer(200, chosen, headers)
-
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if (fault.method in (None, method)) and (
-                fault.path is None or fnmatch.fnmatchcase(path, fault.path)
-            ):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
+        return Reply(200, chosen, headers)
 
     def _project(self, key: str) -> tuple[int, str] | None:
         for path, number in self.projects.items():
@@ -319,29 +313,29 @@ class GitLabStandIn(LoopbackStandIn):
                 return number, path
         return None
 
-    def _project_answer(self, method: str, key: str) -> _Answer:
+    def _project_answer(self, method: str, key: str) -> Reply:
         project = self._project(key)
         if method != "GET" or project is None:
-            return _Answer(404, {"message": "404 Project Not Found"})
+            return Reply(404, {"message": "404 Project Not Found"})
         number, path = project
-        return _Answer(200, {"id": number, "path_with_namespace": path, "name": path.rsplit("/", 1)[-1]})
+        return Reply(200, {"id": number, "path_with_namespace": path, "name": path.rsplit("/", 1)[-1]})
 
-    def _post_status(self, key: str, sha: str, params: dict[str, Any]) -> _Answer:
+    def _post_status(self, key: str, sha: str, params: dict[str, Any]) -> Reply:
         project = self._project(key)
         if project is None:
-            return _Answer(404, {"message": "404 Project Not Found"})
+            return Reply(404, {"message": "404 Project Not Found"})
         if not _SHA.match(sha):
-            return _Answer(404, {"message": "404 Commit Not Found"})
+            return Reply(404, {"message": "404 Commit Not Found"})
         state = params.get("state")
         if state not in STATES:
-            return _Answer(400, {"error": "state does not have a valid value"})
+            return Reply(400, {"error": "state does not have a valid value"})
         too_long = {
             key: ["is too long (maximum is 255 characters)"]
             for key in ("name", "context", "target_url", "description")
             if len(str(params.get(key) or "")) > MAX_FIELD
         }
         if too_long:
-            return _Answer(400, {"message": too_long})
+            return Reply(400, {"message": too_long})
         name = str(params.get("name") or params.get("context") or "default")
         ref = str(params.get("ref") or "main")
         status = next(
@@ -364,7 +358,7 @@ class GitLabStandIn(LoopbackStandIn):
                     f"Cannot transition status via :{event} from :{current} "
                     f'(Reason(s): Status cannot transition via "{event}")'
                 )
-                return _Answer(400, {"message": message})
+                return Reply(400, {"message": message})
         now = _now()
         if status is None:
             status = {
@@ -392,12 +386,12 @@ class GitLabStandIn(LoopbackStandIn):
             status["finished_at"] = now
         if fresh:
             self.statuses.append(status)
-        return _Answer(201, _public(status))
+        return Reply(201, _public(status))
 
-    def _list_statuses(self, method: str, key: str, sha: str, params: dict[str, Any]) -> _Answer:
+    def _list_statuses(self, method: str, key: str, sha: str, params: dict[str, Any]) -> Reply:
         project = self._project(key)
         if method != "GET" or project is None:
-            return _Answer(404, {"message": "404 Project Not Found"})
+            return Reply(404, {"message": "404 Project Not Found"})
         chosen = [
             s
             for s in self.statuses
@@ -408,7 +402,7 @@ class GitLabStandIn(LoopbackStandIn):
         if str(params.get("all", "")).lower() not in ("true", "1"):
             latest = {s["name"]: s for s in chosen}
             chosen = list(latest.values())
-        return _Answer(200, [_public(s) for s in chosen])
+        return Reply(200, [_public(s) for s in chosen])
 
 
 def _now() -> str:
@@ -417,67 +411,3 @@ def _now() -> str:
 
 def _public(status: JsonObject) -> JsonObject:
     return {key: value for key, value in status.items() if key != "project_id"}
-
-
-class _Server(LoopbackServer):
-    standin: GitLabStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded calls are the log."""
-
-    def _handle(self) -> None:
-        standin = cast(_Server, self.server).standin
-        target = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        params: dict[str, Any] = {key: values[-1] for key, values in parse_qs(target.query).items()}
-        if raw:
-            if "json" in (self.headers.get("Content-Type") or ""):
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                params.update(body if isinstance(body, dict) else {})
-            else:
-                params.update({k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()})
-        bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
-        secret = self.headers.get("PRIVATE-TOKEN") or bearer or None
-        credential: Credential = None
-        if secret is not None:
-            credential = "valid" if standin.token in (None, secret) else "invalid"
-        echo = "; ".join(
-            f"{name}: {value}"
-            for name in ("PRIVATE-TOKEN", "JOB-TOKEN", "Authorization")
-            for value in self.headers.get_all(name) or ()
-        )
-        with standin.lock:
-            answer = standin._answer(self.command, target.path, params, credential, echo)
-            standin.calls.append(RecordedCall(self.command, target.path, params, credential, answer.status))
-        text = isinstance(answer.body, str)
-        payload = (answer.body if isinstance(answer.body, str) else json.dumps(answer.body)).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8" if text else "application/json")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-GitLabStandIn.handler = _Handler
-GitLabStandIn.server = _Server

@@ -41,13 +41,12 @@ import itertools
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs, quote
 
-from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.standins.loopback import LoopbackStandIn, Reply, Request
 
 __all__ = ["Call", "GoogleChatStandIn", "widgets"]
 
@@ -112,14 +111,6 @@ class _Fault:
     echo: bool = False
     drop: bool = False
     location: str | None = None
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
 
 
 def error_body(status: int, message: str, name: str | None = None) -> JsonObject:
@@ -209,44 +200,51 @@ class GoogleChatStandIn(LoopbackStandIn):
         with self.lock:
             return [m["thread"]["name"] for m in self.messages]
 
-    # -- handling, under the lock ---------------------------------------------------------------
+    # -- handling --------------------------------------------------------------------------------
 
-    def _answer(self, method: str, target: str, raw: bytes) -> tuple[_Answer, Call]:
-        parts = urlsplit(target)
-        query = {name: values[-1] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
-        match = _PATH.match(parts.path)
+    text_type = "text/html; charset=UTF-8"
+    json_type = "application/json; charset=UTF-8"
+
+    def serve(self, request: Request) -> Reply:
+        with self.lock:
+            answer, call = self._answer(request)
+            self.calls.append(call)
+        return answer
+
+    def _answer(self, request: Request) -> tuple[Reply, Call]:
+        method, target = request.method, request.target
+        parsed = parse_qs(request.query_string, keep_blank_values=True)
+        query = {name: values[-1] for name, values in parsed.items()}
+        match = _PATH.match(request.path)
         space = match.group("space") if match else None
         hook = self._webhook(space, query.get("key"), query.get("token"))
         key, token = self._credentials(space, query)
         params = {name: value for name, value in query.items() if name not in ("key", "token")}
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        body = request.json(invalid=request.body.decode("utf-8", "replace"))
         fault = self._faults.pop(0) if self._faults else None
         if fault is not None and not fault.drop:
             answer = self._scripted(fault, method, target, query)
         elif method != "POST" or space is None:
-            answer = _Answer(404, error_body(404, "Requested entity was not found."))
+            answer = Reply(404, error_body(404, "Requested entity was not found."))
         elif key != "valid":
-            answer = _Answer(400, error_body(400, "API key not valid. Please pass a valid API key."))
+            answer = Reply(400, error_body(400, "API key not valid. Please pass a valid API key."))
         elif token != "valid" or hook is None:
-            answer = _Answer(401, error_body(401, "Request had invalid authentication credentials."))
+            answer = Reply(401, error_body(401, "Request had invalid authentication credentials."))
         else:
             answer = self._create(hook, params, body)
         if fault is not None and fault.drop:
-            answer.drop = True
+            answer.dropped = True
         error = answer.body.get("error", {}).get("status") if isinstance(answer.body, dict) else None
         call = Call(method, space, params, key, token, body, answer.status, error)
         return answer, call
 
-    def _scripted(self, fault: _Fault, method: str, target: str, query: dict[str, str]) -> _Answer:
+    def _scripted(self, fault: _Fault, method: str, target: str, query: dict[str, str]) -> Reply:
         if fault.location is not None:
-            return _Answer(fault.status, "", {"Location": fault.location})
+            return Reply(fault.status, "", {"Location": fault.location})
         if fault.echo:
             said = f"{method} {target} (key {query.get('key')}, token {query.get('token')})"
-            return _Answer(fault.status, error_body(fault.status, f"Invalid request: {said}"))
-        return _Answer(fault.status, fault.body, fault.headers)
+            return Reply(fault.status, error_body(fault.status, f"Invalid request: {said}"))
+        return Reply(fault.status, fault.body, fault.headers)
 
     def _webhook(self, space: str | None, key: str | None, token: str | None) -> _Webhook | None:
         for hook in self._webhooks:
@@ -264,23 +262,23 @@ class GoogleChatStandIn(LoopbackStandIn):
 
         return judge("key", {h.key for h in hooks}), judge("token", {h.token for h in hooks})
 
-    def _create(self, hook: _Webhook, params: dict[str, str], body: Any) -> _Answer:
+    def _create(self, hook: _Webhook, params: dict[str, str], body: Any) -> Reply:
         if not isinstance(body, dict):
-            return _Answer(400, error_body(400, "Invalid JSON payload received."))
+            return Reply(400, error_body(400, "Invalid JSON payload received."))
         problem = _invalid(body, params)
         if problem:
-            return _Answer(400, error_body(400, problem))
+            return Reply(400, error_body(400, problem))
         request_id = params.get("requestId")
         if request_id and (hook.space, request_id) in self._requests:
-            return _Answer(200, self._requests[(hook.space, request_id)])
+            return Reply(200, self._requests[(hook.space, request_id)])
         message_id = params.get("messageId")
         if message_id and any(
             m["space"] == hook.space and m.get("clientAssignedMessageId") == message_id for m in self.messages
         ):
-            return _Answer(409, error_body(409, f"Message with ID {message_id} already exists."))
+            return Reply(409, error_body(409, f"Message with ID {message_id} already exists."))
         thread = self._thread_for(hook, params, body)
         if thread is None:
-            return _Answer(404, error_body(404, "Thread not found."))
+            return Reply(404, error_body(404, "Thread not found."))
         number = next(self._ids)
         name = f"spaces/{hook.space}/messages/m{number:06d}.m{number:06d}"
         stored: JsonObject = {
@@ -296,7 +294,7 @@ class GoogleChatStandIn(LoopbackStandIn):
         answer = {**body, "name": name, "thread": {"name": thread[0]}}
         if request_id:
             self._requests[(hook.space, request_id)] = answer
-        return _Answer(200, answer)
+        return Reply(200, answer)
 
     def _thread_for(self, hook: _Webhook, params: dict[str, str], body: JsonObject) -> tuple[str, str] | None:
         """The thread (name, key) the message goes to; ``None`` when it must fail."""
@@ -328,48 +326,3 @@ def _invalid(body: JsonObject, params: dict[str, str]) -> str | None:
     if not body.get("text") and not body.get("cardsV2"):
         return "Message cannot be empty. Discarded message must have text, cards or attachments."
     return None
-
-
-class _Server(LoopbackServer):
-    standin: GoogleChatStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded calls are the log (and a request line holds the webhook's token)."""
-
-    def _handle(self) -> None:
-        standin = cast(_Server, self.server).standin
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        with standin.lock:
-            answer, call = standin._answer(self.command, self.path, raw)
-            standin.calls.append(call)
-        if answer.drop:
-            self.close_connection = True
-            return
-        text = isinstance(answer.body, str)
-        payload = (answer.body if text else json.dumps(answer.body)).encode()
-        self.send_response(answer.status)
-        self.send_header(
-            "Content-Type", "text/html; charset=UTF-8" if text else "application/json; charset=UTF-8"
-        )
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-GoogleChatStandIn.handler = _Handler
-GoogleChatStandIn.server = _Server

@@ -45,18 +45,16 @@ comment, as one with "Edit all comments" may), or lag behind writes in search.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import itertools
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Final, Literal
+from urllib.parse import unquote
 
-from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.standins.loopback import Fault, FaultQueue, LoopbackStandIn, Reply, Request, matching
 
 __all__ = ["BOT", "PERSON", "JiraStandIn", "RecordedCall", "validate_adf"]
 
@@ -115,24 +113,6 @@ class RecordedCall:
     status: int
 
 
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    headers: dict[str, str]
-    body: Any
-    method: str | None
-    path: str | None
-    echo: bool = False
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def _errors(*messages: str, **errors: str) -> JsonObject:
     return {"errorMessages": list(messages), "errors": dict(errors)}
 
@@ -168,7 +148,7 @@ class JiraStandIn(LoopbackStandIn):
         """Issues by their current key: fields kept raw, comments inside (``_comments``)."""
         self.moved: dict[str, str] = {}
         """Old key -> current key, for issues moved to another project."""
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._ids = itertools.count(10001)
         self._numbers: dict[str, itertools.count[int]] = {key: itertools.count(1) for key in self.projects}
         self._clock = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
@@ -199,7 +179,7 @@ class JiraStandIn(LoopbackStandIn):
         (below the site, e.g. ``"/rest/api/3/issue/*/comment"``) with ``status``."""
         answer = body if body is not None else _errors(f"stand-in fault {status}")
         with self.lock:
-            self._faults.append(_Fault(status, count, dict(headers or {}), answer, method, path))
+            self._faults.add(Fault(status, count, dict(headers or {}), answer, method, path))
 
     def echo_credentials_next(
         self, status: int = 502, *, count: int = 1, method: str | None = None, path: str | None = None
@@ -207,17 +187,12 @@ class JiraStandIn(LoopbackStandIn):
         """Answer the next matching requests with ``status`` and a plain-text body that repeats the
         request's ``Authorization`` header verbatim, as a misbehaving proxy does."""
         with self.lock:
-            self._faults.append(_Fault(status, count, {}, None, method, path, echo=True))
+            self._faults.add(Fault(status, count, {}, None, method, path, echo=True))
 
     def calls_to(self, method: str | None = None, path: str | None = None) -> list[RecordedCall]:
         """Recorded calls; ``path`` is an ``fnmatch`` pattern below the site (``/rest/api/3/issue/*``)."""
         with self.lock:
-            return [
-                call
-                for call in self.calls
-                if (method is None or call.method == method)
-                and (path is None or fnmatch.fnmatchcase(call.path, path))
-            ]
+            return matching(self.calls, method, path)
 
     def writes(self) -> list[RecordedCall]:
         """Every accepted request that changed something."""
@@ -385,9 +360,26 @@ class JiraStandIn(LoopbackStandIn):
 
     # -- answering ---------------------------------------------------------------------------------
 
+    methods = ("GET", "POST", "PUT")
+    json_type = "application/json;charset=UTF-8"
+
+    def serve(self, request: Request) -> Reply:
+        query, body = request.query, request.json()
+        header = request.headers.get("Authorization") or ""
+        with self.lock:
+            auth, valid = self._credential(header) if header else (None, False)
+            echo = f"Authorization: {header}" if header else "(no Authorization)"
+            answer = self._answer(
+                request.method, request.path, query=query, body=body, valid=valid, echo=echo
+            )
+            self.calls.append(
+                RecordedCall(request.method, request.path, query, body, auth, valid, answer.status)
+            )
+        return answer
+
     def _answer(
         self, method: str, path: str, *, query: dict[str, str], body: Any, valid: bool, echo: str
-    ) -> _Answer:
+    ) -> Reply:
         refused = self._gate(method, path, valid, echo)
         if refused is not None:
             return refused
@@ -395,7 +387,7 @@ class JiraStandIn(LoopbackStandIn):
         parts = [unquote(part) for part in rest.split("/")[4:]]
         match parts:
             case ["myself"] if method == "GET":
-                return _Answer(200, self._user(BOT))
+                return Reply(200, self._user(BOT))
             case ["search", "jql"] if self.edition == "cloud" and method in ("GET", "POST"):
                 return self._search(query if method == "GET" else body)
             case ["search"] if self.edition == "datacenter" and method in ("GET", "POST"):
@@ -410,48 +402,37 @@ class JiraStandIn(LoopbackStandIn):
                 return self._comment_answer(method, key, comment_id, body)
             case ["issue", key, "transitions"]:
                 return self._transitions_answer(method, key, body)
-        return _Answer(404, _errors("null for uri: " + path))
+        return Reply(404, _errors("null for uri: " + path))
 
-    def _gate(self, method: str, path: str, valid: bool, echo: str) -> _Answer | None:
+    def _gate(self, method: str, path: str, valid: bool, echo: str) -> Reply | None:
         """A scripted fault, a path outside this edition's API, or a missing credential's answer."""
-        fault = self._take_fault(method, path)
+        fault = self._faults.take(method, path)
         if fault is not None and fault.echo:
-            return _Answer(fault.status, f"Bad gateway. Your request: {echo}\n")
+            return Reply(fault.status, f"Bad gateway. Your request: {echo}\n")
         if fault is not None:
-            return _Answer(fault.status, fault.body, fault.headers)
+            return Reply(fault.status, fault.body, fault.headers)
         rest = path[len(self.context) :] if path.startswith(f"{self.context}/rest/api/") else ""
         if self.edition == "cloud" and rest in ("/rest/api/2/search", "/rest/api/3/search"):
-            return _Answer(410, _errors(REMOVED_SEARCH))
+            return Reply(410, _errors(REMOVED_SEARCH))
         if not rest.startswith(f"/rest/api/{self.version}/"):
-            return _Answer(404, _errors("null for uri: " + path))
+            return Reply(404, _errors("null for uri: " + path))
         if not valid:
-            return _Answer(
+            return Reply(
                 401, _errors("You are not authenticated. Authentication required to perform this operation.")
             )
         return None
 
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.method in (None, method) and (
-                fault.path is None or fnmatch.fnmatchcase(path, fault.path)
-            ):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
-    def _missing_issue(self) -> _Answer:
+    def _missing_issue(self) -> Reply:
         if self.edition == "cloud":
-            return _Answer(404, _errors("Issue does not exist or you do not have permission to see it."))
-        return _Answer(404, _errors("Issue Does Not Exist"))
+            return Reply(404, _errors("Issue does not exist or you do not have permission to see it."))
+        return Reply(404, _errors("Issue Does Not Exist"))
 
-    def _issue_answer(self, key: str, query: dict[str, str]) -> _Answer:
+    def _issue_answer(self, key: str, query: dict[str, str]) -> Reply:
         issue = self._find(key)
         if issue is None:
             return self._missing_issue()
         wanted = [name.strip() for name in query["fields"].split(",")] if query.get("fields") else None
-        return _Answer(200, self._public_issue(issue, wanted))
+        return Reply(200, self._public_issue(issue, wanted))
 
     def _text_error(self, value: Any, name: str) -> str | None:
         """Why a description or comment body is refused on this edition, or ``None``."""
@@ -468,10 +449,10 @@ class JiraStandIn(LoopbackStandIn):
             size = len(value)
         return TOO_LONG if size > MAX_TEXT else None
 
-    def _create_answer(self, body: Any) -> _Answer:
+    def _create_answer(self, body: Any) -> Reply:
         fields = body.get("fields") if isinstance(body, dict) else None
         if not isinstance(fields, dict):
-            return _Answer(400, _errors("Can not deserialize instance of fields"))
+            return Reply(400, _errors("Can not deserialize instance of fields"))
         errors: dict[str, str] = {}
         project = (fields.get("project") or {}).get("key")
         if project not in self.projects:
@@ -493,7 +474,7 @@ class JiraStandIn(LoopbackStandIn):
         if description is not None and (problem := self._text_error(description, "description")):
             errors["description"] = problem
         if errors:
-            return _Answer(400, _errors(**errors))
+            return Reply(400, _errors(**errors))
         key = self._create(
             str(project),
             summary=str(summary),
@@ -504,7 +485,7 @@ class JiraStandIn(LoopbackStandIn):
             status="To Do",
         )
         issue = self.issues[key]
-        return _Answer(
+        return Reply(
             201,
             {
                 "id": issue["id"],
@@ -513,29 +494,29 @@ class JiraStandIn(LoopbackStandIn):
             },
         )
 
-    def _comments_answer(self, method: str, key: str, query: dict[str, str], body: Any) -> _Answer:
+    def _comments_answer(self, method: str, key: str, query: dict[str, str], body: Any) -> Reply:
         issue = self._find(key)
         if issue is None:
             return self._missing_issue()
         if method == "POST":
             text = body.get("body") if isinstance(body, dict) else None
             if text is None or text == "":
-                return _Answer(400, _errors(comment="Comment body can not be empty!"))
+                return Reply(400, _errors(comment="Comment body can not be empty!"))
             if problem := self._text_error(text, "body"):
-                return _Answer(400, _errors(comment=problem))
-            return _Answer(201, self._public_comment(issue, self._new_comment(issue, text, BOT)))
+                return Reply(400, _errors(comment=problem))
+            return Reply(201, self._public_comment(issue, self._new_comment(issue, text, BOT)))
         if method != "GET":
-            return _Answer(405, _errors("Method Not Allowed"))
+            return Reply(405, _errors("Method Not Allowed"))
         order = query.get("orderBy", "created").strip()
         if order not in ("created", "+created", "-created"):
-            return _Answer(400, _errors(f"Invalid orderBy: {order}"))
+            return Reply(400, _errors(f"Invalid orderBy: {order}"))
         comments = sorted(issue["_comments"], key=lambda c: int(c["id"]), reverse=order == "-created")
         start = int(query.get("startAt", "0") or 0)
         limit = int(query.get("maxResults", "100") or 100)
         if self.edition == "cloud":
             limit = min(limit, 100)
         page = comments[start : start + limit]
-        return _Answer(
+        return Reply(
             200,
             {
                 "startAt": start,
@@ -545,26 +526,26 @@ class JiraStandIn(LoopbackStandIn):
             },
         )
 
-    def _comment_answer(self, method: str, key: str, comment_id: str, body: Any) -> _Answer:
+    def _comment_answer(self, method: str, key: str, comment_id: str, body: Any) -> Reply:
         issue = self._find(key)
         if issue is None:
             return self._missing_issue()
         comment = next((c for c in issue["_comments"] if c["id"] == comment_id), None)
         if comment is None:
-            return _Answer(404, _errors(f"Can not find a comment for the id: {comment_id}."))
+            return Reply(404, _errors(f"Can not find a comment for the id: {comment_id}."))
         if method == "PUT":
             text = body.get("body") if isinstance(body, dict) else None
             if text is None or text == "":
-                return _Answer(400, _errors(comment="Comment body can not be empty!"))
+                return Reply(400, _errors(comment="Comment body can not be empty!"))
             if problem := self._text_error(text, "body"):
-                return _Answer(400, _errors(comment=problem))
+                return Reply(400, _errors(comment=problem))
             comment["body"], comment["updated"], comment["editor"] = text, self._now(), BOT
-        return _Answer(200, self._public_comment(issue, comment))
+        return Reply(200, self._public_comment(issue, comment))
 
     def _available(self, issue: JsonObject) -> list[tuple[str, str, frozenset[str], str]]:
         return [t for t in TRANSITIONS if issue["status"] in t[2]]
 
-    def _transitions_answer(self, method: str, key: str, body: Any) -> _Answer:
+    def _transitions_answer(self, method: str, key: str, body: Any) -> Reply:
         issue = self._find(key)
         if issue is None:
             return self._missing_issue()
@@ -584,17 +565,17 @@ class JiraStandIn(LoopbackStandIn):
                 }
                 for tid, name, _, target in available
             ]
-            return _Answer(200, {"expand": "transitions", "transitions": shown})
+            return Reply(200, {"expand": "transitions", "transitions": shown})
         if method != "POST":
-            return _Answer(405, _errors("Method Not Allowed"))
+            return Reply(405, _errors("Method Not Allowed"))
         wanted = str(((body or {}).get("transition") or {}).get("id", ""))
         chosen = next((t for t in available if t[0] == wanted), None)
         if chosen is None:
-            return _Answer(400, _errors(f"Transition id '{wanted}' is not valid for this issue."))
+            return Reply(400, _errors(f"Transition id '{wanted}' is not valid for this issue."))
         issue["status"] = chosen[3]
-        return _Answer(204)
+        return Reply(204)
 
-    def _search(self, params: Any) -> _Answer:
+    def _search(self, params: Any) -> Reply:
         params = params if isinstance(params, dict) else {}
         jql = str(params.get("jql") or "").strip()
         fields = params.get("fields")
@@ -604,18 +585,18 @@ class JiraStandIn(LoopbackStandIn):
         try:
             matches = self._jql(jql)
         except ValueError as e:
-            return _Answer(400, {**_errors(str(e)), "warningMessages": []})
+            return Reply(400, {**_errors(str(e)), "warningMessages": []})
         if self.edition == "cloud":
             wanted = fields if isinstance(fields, list) else ["id"]
             page = matches[:limit]
-            return _Answer(
+            return Reply(
                 200,
                 {"issues": [self._public_issue(i, wanted) for i in page], "isLast": len(matches) <= limit},
             )
         start = int(params.get("startAt") or 0)
         page = matches[start : start + limit]
         wanted = fields if isinstance(fields, list) else ["*navigable"]
-        return _Answer(
+        return Reply(
             200,
             {
                 "expand": "names,schema",
@@ -750,64 +731,3 @@ def _inline(node: Any) -> str | None:
         if mark["type"] == "link" and not isinstance((mark.get("attrs") or {}).get("href"), str):
             return "link marks need attrs.href"
     return None
-
-
-class _Server(LoopbackServer):
-    standin: JiraStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded calls are the log."""
-
-    def _handle(self) -> None:
-        standin = cast(_Server, self.server).standin
-        target = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        query = {key: values[-1] for key, values in parse_qs(target.query).items()}
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-        header = self.headers.get("Authorization") or ""
-        with standin.lock:
-            auth, valid = standin._credential(header) if header else (None, False)
-            echo = f"Authorization: {header}" if header else "(no Authorization)"
-            answer = standin._answer(
-                self.command, target.path, query=query, body=body, valid=valid, echo=echo
-            )
-            standin.calls.append(
-                RecordedCall(self.command, target.path, query, body, auth, valid, answer.status)
-            )
-        text = isinstance(answer.body, str)
-        payload = b"" if answer.body is None else (answer.body if text else json.dumps(answer.body)).encode()
-        self.send_response(answer.status)
-        if payload:
-            self.send_header(
-                "Content-Type", "text/plain; charset=utf-8" if text else "application/json;charset=UTF-8"
-            )
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-JiraStandIn.handler = _Handler
-JiraStandIn.server = _Server

@@ -9,12 +9,9 @@ and ``Authorization`` header.
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler
-from typing import Any, cast
 
-from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.standins.loopback import LoopbackStandIn, Reply, Request
 
 PREFIX = "/apis/results.tekton.dev/v1alpha2/parents/"
 CHUNK = 32 * 1024
@@ -36,42 +33,19 @@ class ResultsStandIn(LoopbackStandIn):
         with self.lock:
             self.logs[name] = steps
 
+    methods = ("GET",)
+    json_type = "application/json"
 
-class _Server(LoopbackServer):
-    standin: ResultsStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the tests assert on ``requests``."""
-
-    def do_GET(self) -> None:
-        standin = cast(_Server, self.server).standin
-        with standin.lock:
-            standin.requests.append((self.path, self.headers.get("Authorization")))
-        name = self.path.removeprefix(PREFIX) if self.path.startswith(PREFIX) else None
-        steps = standin.logs.get(name) if name is not None else None
-        if standin.answer is not None or steps is None:
-            status = standin.answer or 404
-            body = json.dumps({"code": 5 if status == 404 else 13, "message": "log not found"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+    def serve(self, request: Request) -> Reply:
+        with self.lock:
+            self.requests.append((request.target, request.headers.get("Authorization")))
+        path = request.target
+        name = path.removeprefix(PREFIX) if path.startswith(PREFIX) else None
+        steps = self.logs.get(name) if name is not None else None
+        if self.answer is not None or steps is None:
+            status = self.answer or 404
+            return Reply(status, {"code": 5 if status == 404 else 13, "message": "log not found"})
         text = "".join(f"[{step}] {line}\n" for step, lines in steps.items() for line in lines).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for start in range(0, len(text), CHUNK):
-            piece = text[start : start + CHUNK] + b"\n"  # the gateway's delimiter after each message
-            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-
-ResultsStandIn.handler = _Handler
-ResultsStandIn.server = _Server
+        # the gateway's delimiter after each message
+        chunks = [text[start : start + CHUNK] + b"\n" for start in range(0, len(text), CHUNK)]
+        return Reply(200, chunks=chunks, content_type="text/plain")

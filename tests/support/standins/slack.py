@@ -37,12 +37,12 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Self, cast
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Final, Self
+from urllib.parse import parse_qsl
+
+from tests.support.standins.loopback import LoopbackStandIn, Reply, Request, proxy_page
 
 __all__ = ["DEFAULT_SCOPES", "WEBHOOK", "WEBHOOK_PATH", "SlackCall", "SlackStandIn"]
 
@@ -102,16 +102,6 @@ class _Fault:
         return self.method in (None, method) and (self.when is None or self.when(body))
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: JsonObject | str
-    """Slack's JSON, or plain text (the webhook's ``ok``, an echoed proxy page)."""
-    headers: dict[str, str] = field(default_factory=dict)
-    dropped: bool = False
-    """Carried out, but the connection is closed instead of answering."""
-
-
 class _RefusalError(Exception):
     """A Slack error answer (``ok: false``) with extra fields such as ``needed``."""
 
@@ -120,7 +110,7 @@ class _RefusalError(Exception):
         self.answer: JsonObject = {"ok": False, "error": error, **extra}
 
 
-class SlackStandIn:
+class SlackStandIn(LoopbackStandIn):
     """A recording fake of Slack on ``127.0.0.1``, started by ``with`` or ``start()``.
 
     Point ``WebClient(base_url=...)`` at :attr:`api_url` and ``WebhookClient`` at
@@ -160,7 +150,6 @@ class SlackStandIn:
         self._ts = itertools.count(1)
         self._clock = clock
         self._second = 0
-        self._server: _Server | None = None
 
     def _channel_id(self, name_or_id: str) -> str:
         if name_or_id in self.channels.values():
@@ -173,31 +162,14 @@ class SlackStandIn:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.standin = self
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
+        return self.__enter__()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        self.__exit__()
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("SlackStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     @property
     def api_url(self) -> str:
@@ -285,7 +257,44 @@ class SlackStandIn:
 
     # -- request handling (server threads) -----------------------------------------------------
 
-    def _answer(self, method: str, body: JsonObject, token: str | None, echo: Callable[[], str]) -> _Reply:
+    text_type = "text/plain"
+
+    def serve(self, request: Request) -> Reply:
+        path = request.path
+        if path == WEBHOOK_PATH and request.method == "POST":
+            method = WEBHOOK
+        elif path.startswith("/api/"):
+            method = path.removeprefix("/api/")
+        else:
+            return Reply(404, "no_service")
+        body: JsonObject = dict(request.query)
+        raw = request.body.decode()
+        try:
+            parsed = json.loads(raw) if raw.lstrip().startswith("{") else dict(parse_qsl(raw))
+        except ValueError:
+            return Reply(200, {"ok": False, "error": "invalid_json"})
+        body.update(parsed)
+        authorization = request.headers.get("Authorization")
+        form_token = body.pop("token", None)  # a form body or query may carry it; never recorded
+        scheme, _, credential = (authorization or "").partition(" ")
+        bearer = credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+        token = bearer or (str(form_token) if form_token else None)
+
+        def echo() -> str:
+            """The credential first, on one line: slack_sdk quotes only 100 characters of a page."""
+            if method == WEBHOOK:
+                return f"{request.method} {request.target}"
+            shown = [f"Authorization: {authorization}"] if authorization is not None else []
+            shown += [f"token={form_token}"] if form_token is not None else []
+            return "; ".join([*shown, f"{request.method} {path}"])
+
+        reply = self._answer(method, body, token, echo)
+        if method == WEBHOOK and isinstance(reply.body, dict) and not reply.dropped:
+            # incoming webhooks answer plain text: "ok" or the error code
+            reply.body = "ok" if reply.body.get("ok") else str(reply.body["error"])
+        return reply
+
+    def _answer(self, method: str, body: JsonObject, token: str | None, echo: Callable[[], str]) -> Reply:
         with self.lock:
             fault = next((f for f in self._faults if f.matches(method, body)), None)
             if fault is not None:
@@ -293,13 +302,13 @@ class SlackStandIn:
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
             if fault is not None and fault.echo:
-                text = f"{echo()} -- {fault.status} upstream error"
-                reply = _Reply(fault.status, {"ok": False, "error": text} if fault.as_json else text + "\n")
+                text = proxy_page(echo(), fault.status)
+                reply = Reply(fault.status, {"ok": False, "error": text} if fault.as_json else text + "\n")
             elif fault is not None and fault.drop:
                 reply = replace(self._dispatch(method, body, token), dropped=True)
             elif fault is not None:
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                reply = _Reply(fault.status, {"ok": False, "error": fault.error}, headers)
+                reply = Reply(fault.status, {"ok": False, "error": fault.error}, headers)
             else:
                 reply = self._dispatch(method, body, token)
             error = None  # an echoed page carries no Slack error code, and must not be recorded
@@ -313,14 +322,14 @@ class SlackStandIn:
             self.calls.append(SlackCall(method, body, token_type, reply.status, error))
             return reply
 
-    def _dispatch(self, method: str, body: JsonObject, token: str | None) -> _Reply:
+    def _dispatch(self, method: str, body: JsonObject, token: str | None) -> Reply:
         if method == WEBHOOK:
             self.webhook_messages.append(body)
-            return _Reply(200, {"ok": True})
+            return Reply(200, {"ok": True})
         if token is None:
-            return _Reply(200, {"ok": False, "error": "not_authed"})
+            return Reply(200, {"ok": False, "error": "not_authed"})
         if not token.startswith(("xoxb-", "xoxp-")):
-            return _Reply(200, {"ok": False, "error": "invalid_auth"})
+            return Reply(200, {"ok": False, "error": "invalid_auth"})
         bot = token.startswith("xoxb-")
         handlers: dict[str, Callable[[JsonObject, bool], JsonObject]] = {
             "auth.test": self._auth_test,
@@ -332,7 +341,7 @@ class SlackStandIn:
         }
         handler = handlers.get(method)
         if handler is None:
-            return _Reply(200, {"ok": False, "error": "unknown_method"})
+            return Reply(200, {"ok": False, "error": "unknown_method"})
         headers = {"X-OAuth-Scopes": ",".join(self.scopes)}
         try:
             needed = self._needed_scopes(method, body)
@@ -343,7 +352,7 @@ class SlackStandIn:
             answer = handler(body, bot)
         except _RefusalError as refusal:
             answer = refusal.answer
-        return _Reply(200, answer, headers)
+        return Reply(200, answer, headers)
 
     def _needed_scopes(self, method: str, body: JsonObject) -> list[str]:
         if method in _FIXED_SCOPES:
@@ -461,12 +470,8 @@ class SlackStandIn:
         chosen = sorted(
             (m for m in top_level if within(Decimal(m["ts"]))), key=lambda m: Decimal(m["ts"]), reverse=True
         )
-        start = _cursor(body.get("cursor"), "next_ts")
-        if start is not None:
-            try:
-                first = Decimal(start)
-            except InvalidOperation:
-                raise _RefusalError("invalid_cursor") from None
+        first = _ts_cursor(body.get("cursor"))
+        if first is not None:
             chosen = [m for m in chosen if Decimal(m["ts"]) <= first]
         page, rest = chosen[:limit], chosen[limit:]
         shown = []
@@ -499,12 +504,8 @@ class SlackStandIn:
             (m for m in self.messages.values() if parent["ts"] in (m["ts"], m["thread_ts"])),
             key=lambda m: Decimal(m["ts"]),
         )
-        start = _cursor(body.get("cursor"), "next_ts")
-        if start is not None:
-            try:
-                first = Decimal(start)
-            except InvalidOperation:
-                raise _RefusalError("invalid_cursor") from None
+        first = _ts_cursor(body.get("cursor"))
+        if first is not None:
             thread = [m for m in thread if Decimal(m["ts"]) >= first]
         page, rest = thread[:limit], thread[limit:]
         shown = []
@@ -645,6 +646,17 @@ def _encode_cursor(kind: str, value: str) -> str:
     return base64.b64encode(f"{kind}:{value}".encode()).decode()
 
 
+def _ts_cursor(value: Any) -> Decimal | None:
+    """The ``ts`` a ``next_ts`` cursor starts from, or None without one."""
+    start = _cursor(value, "next_ts")
+    if start is None:
+        return None
+    try:
+        return Decimal(start)
+    except InvalidOperation:
+        raise _RefusalError("invalid_cursor") from None
+
+
 def _cursor(value: Any, kind: str) -> str | None:
     if value in (None, ""):
         return None
@@ -656,79 +668,3 @@ def _cursor(value: Any, kind: str) -> str | None:
     if found != kind or not position:
         raise _RefusalError("invalid_cursor")
     return position
-
-
-# -- HTTP plumbing -----------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: SlackStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded calls are the log."""
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def _handle(self) -> None:
-        standin = cast(_Server, self.server).standin
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode() if length > 0 else ""
-        target = urlsplit(self.path)
-        if target.path == WEBHOOK_PATH and self.command == "POST":
-            method = WEBHOOK
-        elif target.path.startswith("/api/"):
-            method = target.path.removeprefix("/api/")
-        else:
-            self._send(404, "no_service")
-            return
-        body: JsonObject = dict(parse_qsl(target.query))
-        try:
-            parsed = json.loads(raw) if raw.lstrip().startswith("{") else dict(parse_qsl(raw))
-        except ValueError:
-            self._send(200, {"ok": False, "error": "invalid_json"})
-            return
-        body.update(parsed)
-        authorization = self.headers.get("Authorization")
-        form_token = body.pop("token", None)  # a form body or query may carry it; never recorded
-        scheme, _, credential = (authorization or "").partition(" ")
-        bearer = credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
-        token = bearer or (str(form_token) if form_token else None)
-
-        def echo() -> str:
-            """The credential first, on one line: slack_sdk quotes only 100 characters of a page."""
-            if method == WEBHOOK:
-                return f"{self.command} {self.path}"
-            shown = [f"Authorization: {authorization}"] if authorization is not None else []
-            shown += [f"token={form_token}"] if form_token is not None else []
-            return "; ".join([*shown, f"{self.command} {target.path}"])
-
-        reply = standin._answer(method, body, token, echo)
-        if reply.dropped:
-            self.close_connection = True  # the call happened; its answer is lost
-            return
-        if method == WEBHOOK and isinstance(reply.body, dict):
-            # incoming webhooks answer plain text: "ok" or the error code
-            reply.body = "ok" if reply.body.get("ok") else str(reply.body["error"])
-        self._send(reply.status, reply.body, reply.headers)
-
-    def _send(self, status: int, body: JsonObject | str, headers: Mapping[str, str] | None = None) -> None:
-        text = isinstance(body, str)
-        payload = (body if isinstance(body, str) else json.dumps(body)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain" if text else "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)

@@ -36,12 +36,10 @@ import itertools
 import json
 import secrets
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
-from tests.support.standins.loopback import LoopbackServer, LoopbackStandIn
+from tests.support.standins.loopback import LoopbackStandIn, Reply, Request, proxy_page
 
 __all__ = ["TEAMS_MESSAGE_LIMIT", "FlowRun", "TeamsCall", "TeamsStandIn"]
 
@@ -110,14 +108,6 @@ class _Fault:
     channel: str | None
     echo: bool = False
     drop: bool = False
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    dropped: bool = False
 
 
 class TeamsStandIn(LoopbackStandIn):
@@ -203,41 +193,40 @@ class TeamsStandIn(LoopbackStandIn):
 
     # -- handling (server threads) -------------------------------------------------------------
 
-    def _handle(self, method: str, path: str, query: str, raw: bytes, echo: str) -> tuple[_Reply, TeamsCall]:
-        flow_id = path.removeprefix(_PATH_PREFIX).removesuffix(_PATH_SUFFIX)
-        flow = (
-            self.flows.get(flow_id) if path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX) else None
-        )
-        signatures = parse_qs(query).get("sig")
-        credential: Credential = None
-        if signatures:
-            credential = "valid" if flow is not None and signatures[-1] == flow.signature else "invalid"
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        channel = flow.channel if flow is not None else None
-        reply = self._answer(method, flow, credential, raw=raw, body=body, echo=echo)
-        return reply, TeamsCall(method, channel, credential, reply.status, len(raw), body)
+    def serve(self, request: Request) -> Reply:
+        path, raw, body = request.path, request.body, request.json()
+        echo = f"{request.method} {request.target}"
+        with self.lock:
+            flow_id = path.removeprefix(_PATH_PREFIX).removesuffix(_PATH_SUFFIX)
+            inside = path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX)
+            flow = self.flows.get(flow_id) if inside else None
+            signature = request.query.get("sig")
+            credential: Credential = None
+            if signature:
+                credential = "valid" if flow is not None and signature == flow.signature else "invalid"
+            channel = flow.channel if flow is not None else None
+            reply = self._answer(request.method, flow, credential, raw=raw, body=body, echo=echo)
+            self.calls.append(TeamsCall(request.method, channel, credential, reply.status, len(raw), body))
+        return reply
 
     def _answer(
         self, method: str, flow: Flow | None, credential: Credential, *, raw: bytes, body: Any, echo: str
-    ) -> _Reply:
+    ) -> Reply:
         channel = flow.channel if flow is not None else None
         fault = next((f for f in self._faults if f.channel in (None, channel)), None)
         if fault is not None:
             self._faults.remove(fault)
             if fault.echo:
-                return _Reply(fault.status, f"{echo} -- {fault.status} upstream error\n")
+                return Reply(fault.status, proxy_page(echo, fault.status) + "\n")
             if not fault.drop:
                 code, message = _DEFAULT_CODES.get(
                     fault.status, (f"Status{fault.status}", "A stand-in fault.")
                 )
-                return _Reply(fault.status, _error(code, message), fault.headers)
+                return Reply(fault.status, _error(code, message), fault.headers)
         if flow is None:
-            return _Reply(404, _error("WorkflowNotFound", "The workflow could not be found."))
+            return Reply(404, _error("WorkflowNotFound", "The workflow could not be found."))
         if credential is None:
-            return _Reply(
+            return Reply(
                 401,
                 _error(
                     "DirectApiAuthorizationRequired",
@@ -245,7 +234,7 @@ class TeamsStandIn(LoopbackStandIn):
                 ),
             )
         if credential == "invalid":
-            return _Reply(
+            return Reply(
                 401,
                 _error(
                     "DirectApiInvalidAuthorizationSignature",
@@ -253,7 +242,7 @@ class TeamsStandIn(LoopbackStandIn):
                 ),
             )
         if flow.state != "Enabled":  # Power Automate keeps a deleted flow's id, answering this
-            return _Reply(
+            return Reply(
                 400,
                 _error(
                     "WorkflowTriggerIsNotEnabled",
@@ -261,7 +250,7 @@ class TeamsStandIn(LoopbackStandIn):
                 ),
             )
         if method != "POST":
-            return _Reply(
+            return Reply(
                 400,
                 _error(
                     "TriggerRequestMethodNotValid",
@@ -269,10 +258,10 @@ class TeamsStandIn(LoopbackStandIn):
                 ),
             )
         if raw and body is None:
-            return _Reply(400, _error("InvalidRequestContent", "The request content is not valid JSON."))
+            return Reply(400, _error("InvalidRequestContent", "The request content is not valid JSON."))
         run = self._run(flow, body)
         headers = {"x-ms-workflow-run-id": run.id, "x-ms-correlation-id": run.id, "x-ms-tracking-id": run.id}
-        return _Reply(202, None, headers, dropped=fault is not None and fault.drop)
+        return Reply(202, None, headers, dropped=fault is not None and fault.drop)
 
     def _run(self, flow: Flow, body: Any) -> FlowRun:
         """What the template's steps do with an accepted request: post each adaptive card."""
@@ -307,52 +296,3 @@ def _card_problem(card: Any) -> str | None:
 
 def _error(code: str, message: str) -> JsonObject:
     return {"error": {"code": code, "message": message}}
-
-
-class _Server(LoopbackServer):
-    standin: TeamsStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded calls are the log (and a request line holds the signature)."""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        standin = cast(_Server, self.server).standin
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        target = urlsplit(self.path)
-        with standin.lock:
-            reply, call = standin._handle(
-                self.command, target.path, target.query, raw, f"{self.command} {self.path}"
-            )
-            standin.calls.append(call)
-        if reply.dropped:
-            self.close_connection = True  # the flow ran; its answer is lost
-            return
-        text = isinstance(reply.body, str)
-        payload = b"" if reply.body is None else (reply.body if text else json.dumps(reply.body)).encode()
-        self.send_response(reply.status)
-        if reply.body is not None:
-            self.send_header(
-                "Content-Type", "text/plain; charset=utf-8" if text else "application/json; charset=utf-8"
-            )
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-TeamsStandIn.handler = _Handler
-TeamsStandIn.server = _Server
