@@ -63,6 +63,9 @@ LABELLED_SECRETS = re.compile(
     r"((?:(?i:bearer|basic|token)\s+)?[A-Za-z0-9._~+/=-]{8,})"
 )
 """Secrets recognisable by the name before them: ``aws_secret_access_key = ...``, ``Authorization: ...``."""
+PEM_ARMOR = re.compile(r"-----(?:BEGIN|END) [A-Z0-9 ]+-----")
+"""A PEM block's first or last line: the same in every key, so never remembered as a secret (masking
+it would hide the block from ``TOKEN_SHAPES``, and another key's body would show)."""
 PEM_BODY = re.compile(r"^[A-Za-z0-9+/]{64}$")
 """A full line of a PEM block's body (RFC 7468: 64 characters a line)."""
 ANSI_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -83,7 +86,8 @@ def remember(secret: str | None, *, user: str | None = None) -> None:
     if not secret or len(secret.strip()) < MIN_SECRET_LENGTH:
         return
     secret = secret.strip()
-    forms = {secret, quote(secret, safe=""), *secret.splitlines()}
+    lines = (line for line in secret.splitlines() if not PEM_ARMOR.fullmatch(line.strip()))
+    forms = {secret, quote(secret, safe=""), *lines}
     forms.add(base64.b64encode(secret.encode()).decode())  # SMTP AUTH LOGIN sends it alone
     if user:
         for joined in (f"{user}:{secret}", f"\0{user}\0{secret}", f"{user}\0{user}\0{secret}"):

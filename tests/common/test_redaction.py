@@ -108,6 +108,20 @@ def test_a_private_key_is_masked_whole_whatever_part_of_it_a_text_holds(text: st
     assert "abc=" not in masked
 
 
+def test_a_private_key_remembered_as_a_secret_leaves_other_keys_masked_whole() -> None:
+    """A remembered key's armor lines are every key's: remembering them would hide another key's
+    block from the shapes, and its body would show (a GitHub App's key, then a step's log)."""
+    remember(
+        "-----BEGIN PRIVATE KEY-----\nMIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC7\n"
+        "-----END PRIVATE KEY-----"
+    )
+    other = (
+        "log:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc=\n"
+        "-----END PRIVATE KEY-----\nok"
+    )
+    assert redact(other) == f"log:\n{MASK}\nok"
+
+
 def test_log_lines_lose_terminal_escapes_and_lines_of_a_keys_body() -> None:
     body = "MIIEowIBAAKCAQEAx4ThZzF8jU2Vq3Lr0nq7Y9Qp2yH1bWm3Gx5Jt8Uv6Ci0Ls9D"
     assert redact_lines(
